@@ -1,0 +1,123 @@
+"""Loader options, validated once: the keyword arguments of ``ImageFolderLoader`` and the CLI flags.
+
+Every user-facing knob of the loader is a field of :class:`LoaderConfig`; the loader and the CLI
+both build one, so there is a single place where bad values are caught and explained.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from .recipes import RECIPES
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+ON_ERROR = ("raise", "skip")
+
+
+def _check_positive_int(name: str, value, *, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, but got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, but got {value}")
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    """Maps ``torch.float32`` / ``"float32"`` / ``torch.float16`` / ``"float16"`` to a torch dtype."""
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    if dtype in DTYPES.values():
+        return dtype
+    raise ValueError(f"dtype must be one of torch.float32, torch.float16 (or their names), but got {dtype!r}")
+
+
+def resolve_device(device: str) -> torch.device:
+    """Maps ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` to the device the loader runs on.
+
+    ``"auto"`` picks the current CUDA device when one is available, otherwise the CPU; under
+    torchrun the current device is the one the training script set with ``torch.cuda.set_device``.
+    """
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got {device!r}")
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        resolved = torch.device(name)
+    except RuntimeError:
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', but got {device!r}")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} asks for CUDA, but torch.cuda.is_available() is False; use device='cpu'")
+        index = torch.cuda.current_device() if resolved.index is None else resolved.index
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}, but only {torch.cuda.device_count()} CUDA device(s) are visible")
+        resolved = torch.device("cuda", index)
+    return resolved
+
+
+def default_num_threads(device: torch.device) -> int:
+    """DALI CPU threads: every core this process may use, shared among the node's GPU ranks."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type == "cpu":
+        return cores
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, min(8, cores // max(1, local_ranks)))
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """Everything that shapes the loader's output; see ``ImageFolderLoader`` for each field."""
+
+    batch_size: int = 256
+    aug_repeats: int = 4
+    recipe: str = "imagenet"
+    image_size: int = 224
+    device: str = "auto"
+    shuffle: bool = True
+    seed: int | None = None
+    drop_last: bool = True
+    num_threads: int | None = None
+    dtype: object = torch.float32
+    channels_last: bool = False
+    shard_id: int | None = None
+    num_shards: int | None = None
+    on_error: str = "raise"
+    prefetch: int = 2
+
+    def __post_init__(self):
+        _check_positive_int("batch_size", self.batch_size)
+        _check_positive_int("aug_repeats", self.aug_repeats)
+        _check_positive_int("image_size", self.image_size)
+        _check_positive_int("prefetch", self.prefetch)
+        if self.num_threads is not None:
+            _check_positive_int("num_threads", self.num_threads)
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, but got {self.recipe!r}")
+        if self.on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be 'raise' or 'skip', but got {self.on_error!r}")
+        if self.seed is not None:
+            if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+                raise ValueError(f"seed must be None or an int in [0, 2**63), but got {self.seed!r}")
+        object.__setattr__(self, "dtype", resolve_dtype(self.dtype))
+        if (self.shard_id is None) != (self.num_shards is None):
+            raise ValueError(
+                f"shard_id and num_shards go together: set both or neither, but got "
+                f"shard_id={self.shard_id!r}, num_shards={self.num_shards!r}"
+            )
+        if self.num_shards is not None:
+            _check_positive_int("num_shards", self.num_shards)
+            _check_positive_int("shard_id", self.shard_id, minimum=0)
+            if self.shard_id >= self.num_shards:
+                raise ValueError(f"shard_id must be < num_shards={self.num_shards}, but got {self.shard_id}")
+        # Resolving the device here makes a bad one fail at construction, before any file is read.
+        resolve_device(self.device)
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Images per step the model sees: ``batch_size * aug_repeats``."""
+        return self.batch_size * self.aug_repeats

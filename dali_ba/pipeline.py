@@ -1,0 +1,71 @@
+"""The DALI pipeline: only wires the stages, feed -> decode (once) -> replicate + augment.
+
+The encoded files and their labels come in through one external source whose callback, given by
+``loader.py``, returns the next batch of the epoch; that is what lets the loader control the epoch
+order exactly and name the file behind a decode error.
+"""
+
+from __future__ import annotations
+
+from nvidia.dali import fn, pipeline_def, types
+
+from .decode import decode
+from .recipes import OutputSpec, Recipe
+from .replicate import replicate
+
+
+def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu: bool):
+    encoded, labels = fn.external_source(
+        source=source, num_outputs=2, batch=True, dtype=[types.UINT8, types.INT64], ndim=[1, 0]
+    )
+    images = decode(encoded, on_gpu=on_gpu)
+    if on_gpu:
+        labels = labels.gpu()
+    return replicate(images, labels, recipe=recipe, aug_repeats=aug_repeats, spec=spec)
+
+
+def build_pipeline(
+    *,
+    source,
+    recipe: Recipe,
+    aug_repeats: int,
+    spec: OutputSpec,
+    batch_size: int,
+    device_id: int | None,
+    num_threads: int,
+    seed: int,
+    prefetch_queue_depth: int,
+):
+    """Builds the batch-augmentation pipeline.
+
+    Args:
+        source: Callable returning the next batch as ``(encoded, labels)``: a list of 1-D uint8
+            arrays (whole files) and an int64 array of their labels, at most ``batch_size`` long.
+            It raises ``StopIteration`` at the end of the epoch.
+        recipe: Per-replica augmentation.
+        aug_repeats: M.
+        spec: Output size, dtype and layout.
+        batch_size: Largest batch the feed will give (B); smaller batches are allowed.
+        device_id: CUDA device to decode and augment on, or ``None`` for a CPU-only pipeline.
+        num_threads: DALI CPU worker threads.
+        seed: Seed of the augmentations' random draws.
+        prefetch_queue_depth: Batches DALI may have in flight.
+
+    Returns:
+        A built ``nvidia.dali.Pipeline`` with outputs ``(replicas [B, M, ...], labels [B, M])``.
+    """
+    define = pipeline_def(_graph, enable_conditionals=recipe.needs_conditionals)
+    pipe = define(
+        source=source,
+        recipe=recipe,
+        aug_repeats=aug_repeats,
+        spec=spec,
+        on_gpu=device_id is not None,
+        batch_size=batch_size,
+        device_id=device_id,
+        num_threads=num_threads,
+        seed=seed,
+        prefetch_queue_depth=prefetch_queue_depth,
+    )
+    pipe.build()
+    return pipe

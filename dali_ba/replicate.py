@@ -1,0 +1,32 @@
+"""Replicate stage: one decoded image in, M independently augmented replicas out.
+
+Sits between the decode stage and the iterator. DALI operators are batch-in, batch-out with one
+output per sample, so the M replicas are M branches of the recipe applied to the same decoded
+node, stacked on a new leading axis. Each branch owns its random operators, so the replicas
+differ; all share the one decode.
+"""
+
+from __future__ import annotations
+
+from nvidia.dali import fn
+
+from .recipes import OutputSpec, Recipe
+
+
+def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputSpec):
+    """Applies ``recipe`` ``aug_repeats`` times to every image.
+
+    Args:
+        images: DALI node, uint8 ``HWC`` images (the decoder's output).
+        labels: DALI node, int64 scalars, one per image.
+        recipe: The per-replica augmentation.
+        aug_repeats: M, replicas per image.
+        spec: Output size, dtype and layout of each replica.
+
+    Returns:
+        ``(replicas, labels)``: per sample, ``[M, 3, S, S]`` (``[M, S, S, 3]`` when channels-last)
+        of ``spec.dtype``, and ``[M]`` int64, on the device of ``images``. A batch of B such
+        samples is the sample-major ``[B*M, ...]`` batch after a reshape, with no copy.
+    """
+    replicas = [recipe.apply(images, spec) for _ in range(aug_repeats)]
+    return fn.stack(*replicas), fn.stack(*([labels] * aug_repeats))

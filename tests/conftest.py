@@ -1,0 +1,76 @@
+"""Data made in the tests: small ImageFolder trees written with PIL into tmp_path.
+
+Every image of ``color_tree`` has its own base colour (well apart from every other) under a
+texture, so a test can tell from any crop of any replica which file it came from: the identity
+survives decoding, cropping and flipping, and the texture makes random replicas differ.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dali_ba.recipes import IMAGENET_MEAN, IMAGENET_STD
+
+# 4 x 3 x 2 = 24 colours, at least 60 apart in some channel.
+PALETTE = [np.array(c, dtype=np.float64) for c in itertools.product((30, 90, 150, 210), (30, 110, 190), (40, 200))]
+
+
+def textured(color, height, width, seed):
+    """An RGB uint8 image: a flat ``color`` plus a +-12 texture that makes crops differ."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    texture = 8 * np.sin(xx / 3.0 + seed)[..., None] + rng.normal(0, 4, (height, width, 1))
+    return np.clip(np.asarray(color)[None, None, :] + texture, 0, 255).astype(np.uint8)
+
+
+def write_color_tree(root, *, classes=3, per_class=8, size=(40, 56)):
+    """Writes ``classes * per_class`` JPEGs, sample ``k`` coloured ``PALETTE[k]``.
+
+    Returns:
+        ``{path: (label, colour)}`` for every file written.
+    """
+    assert classes * per_class <= len(PALETTE)
+    truth = {}
+    for k in range(classes * per_class):
+        label = k // per_class
+        folder = root / f"class_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"img_{k:03d}.jpg"
+        Image.fromarray(textured(PALETTE[k], size[0], size[1] + 4 * (k % 3), k)).save(path, quality=95)
+        truth[str(path)] = (label, PALETTE[k])
+    return truth
+
+
+@pytest.fixture
+def color_tree(tmp_path):
+    """``(root, truth)``: 3 classes x 8 JPEGs, see :func:`write_color_tree`."""
+    root = tmp_path / "colors"
+    return root, write_color_tree(root)
+
+
+def identify(images: torch.Tensor, truth: dict) -> list[str]:
+    """Maps each image of a normalized ImageNet-recipe batch to the file whose colour it carries."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3)
+    std = torch.tensor(IMAGENET_STD).view(1, 3)
+    pixels = images.float().mean(dim=(2, 3)) * std + mean  # [N, 3], 0..1
+    colors = pixels.numpy() * 255.0
+    paths = list(truth)
+    palette = np.stack([truth[p][1] for p in paths])
+    nearest = np.abs(colors[:, None, :] - palette[None, :, :]).max(axis=2)
+    found = nearest.argmin(axis=1)
+    assert (nearest.min(axis=1) < 25).all(), f"an image matches no colour: {nearest.min(axis=1)}"
+    return [paths[i] for i in found]
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; torch.cuda.is_available() is False")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from dali_ba import ImageFolderLoader, LoaderConfig
+
+
+@pytest.mark.parametrize("name", ["batch_size", "aug_repeats", "image_size"])
+@pytest.mark.parametrize("value", [0, -3])
+def test_sizes_below_one_name_the_parameter_and_value(name, value):
+    with pytest.raises(ValueError, match=rf"{name} must be >= 1, but got {value}"):
+        LoaderConfig(**{name: value})
+
+
+@pytest.mark.parametrize("name", ["batch_size", "aug_repeats", "image_size"])
+def test_sizes_must_be_ints(name):
+    with pytest.raises(TypeError, match=rf"{name} must be an int, but got 2.5"):
+        LoaderConfig(**{name: 2.5})
+
+
+def test_unknown_recipe_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"recipe must be one of 'imagenet'.*but got 'mixup'"):
+        LoaderConfig(recipe="mixup")
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", 3])
+def test_unknown_device_is_refused(device):
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        LoaderConfig(device=device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_without_a_gpu_says_so():
+    with pytest.raises(ValueError, match=r"device='cuda' asks for CUDA, but torch.cuda.is_available\(\) is False"):
+        LoaderConfig(device="cuda")
+
+
+def test_unsupported_dtype_is_refused():
+    with pytest.raises(ValueError, match="dtype must be one of torch.float32, torch.float16"):
+        LoaderConfig(dtype=torch.int32)
+
+
+def test_shard_arguments_are_checked():
+    with pytest.raises(ValueError, match="shard_id and num_shards go together"):
+        LoaderConfig(shard_id=0)
+    with pytest.raises(ValueError, match="shard_id must be < num_shards=2, but got 2"):
+        LoaderConfig(shard_id=2, num_shards=2)
+
+
+def test_on_error_must_be_raise_or_skip():
+    with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip', but got 'ignore'"):
+        LoaderConfig(on_error="ignore")
+
+
+def test_loader_checks_options_before_reading_the_data(tmp_path):
+    with pytest.raises(ValueError, match="aug_repeats must be >= 1"):
+        ImageFolderLoader(tmp_path / "does-not-exist", aug_repeats=0)
+
+
+def test_dtype_names_are_accepted():
+    assert LoaderConfig(dtype="float16").dtype is torch.float16
+    assert LoaderConfig(batch_size=2, aug_repeats=3).effective_batch_size == 6

@@ -1,0 +1,46 @@
+import pytest
+from PIL import Image
+from torchvision.datasets import ImageFolder
+
+from dali_ba.dataset import scan_image_folder
+
+
+def test_classes_and_labels_match_torchvision(color_tree):
+    root, _ = color_tree
+    index = scan_image_folder(root)
+    reference = ImageFolder(str(root))
+    assert list(index.classes) == reference.classes
+    assert index.class_to_idx == reference.class_to_idx
+    assert [(f, int(label)) for f, label in zip(index.files, index.labels)] == reference.samples
+
+
+def test_extensions_match_in_any_case_and_other_files_are_ignored(tmp_path):
+    for name in ("a.JPG", "b.Jpeg", "c.png", "notes.txt", "d.jpg.bak"):
+        (tmp_path / "cls").mkdir(exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / "cls" / name, format="PNG")
+    index = scan_image_folder(tmp_path)
+    assert sorted(p.rsplit("/", 1)[1] for p in index.files) == ["a.JPG", "b.Jpeg", "c.png"]
+
+
+def test_missing_root_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        scan_image_folder(tmp_path / "nowhere")
+
+
+def test_root_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        scan_image_folder(tmp_path / "file")
+
+
+def test_root_without_class_folders_says_what_was_expected(tmp_path):
+    Image.new("RGB", (4, 4)).save(tmp_path / "loose.jpg")
+    with pytest.raises(ValueError, match="no class folders.*root/<class>/<image>"):
+        scan_image_folder(tmp_path)
+
+
+def test_class_folders_without_images_list_the_extensions(tmp_path):
+    (tmp_path / "empty_class").mkdir()
+    (tmp_path / "empty_class" / "readme.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"no images found.*\.jpg"):
+        scan_image_folder(tmp_path)
