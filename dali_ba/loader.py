@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from nvidia.dali import fn, pipeline_def, types
-from nvidia.dali.plugin.pytorch import feed_ndarray
 
 from .config import LoaderConfig, default_num_threads, resolve_device
 from .dataset import scan_image_folder
@@ -363,7 +362,8 @@ class ImageFolderLoader:
         """
         while True:
             try:
-                return self._pipe.outputs()
+                # On CUDA the outputs are ordered on torch's current stream, so using them is safe.
+                return self._pipe.outputs(cuda_stream=self._cuda_stream())
             except RuntimeError as err:
                 failed = list(self._in_flight)
                 bad = find_undecodable(self._index.files[i] for b in failed for i in b.indices)
@@ -382,6 +382,9 @@ class ImageFolderLoader:
                 self._pipe = self._build_pipeline()
                 self._pipe.schedule_run()
 
+    def _cuda_stream(self):
+        return torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
+
     def _abandon_in_flight(self) -> None:
         """Drops batches decoded ahead for an epoch that was left before its end."""
         if not self._in_flight:
@@ -396,19 +399,17 @@ class ImageFolderLoader:
         self._in_flight.clear()
 
     def _to_torch(self, outputs):
-        """Copies DALI's ``[B, M, ...]`` outputs into fresh torch tensors, viewed as ``[B*M, ...]``."""
+        """Hands DALI's ``[B, M, ...]`` outputs to torch without a copy, viewed as ``[B*M, ...]``.
+
+        DALI's dynamic executor allocates every batch's outputs anew (nothing is recycled), so torch
+        can own them through DLPack; the memory lives as long as the returned tensors do.
+        """
         images_dali, labels_dali = outputs
-        batch = len(images_dali)
-        cuda_stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
-        images = torch.empty((batch, *images_dali[0].shape()), dtype=self.config.dtype, device=self.device)
-        labels = torch.empty((batch, self.config.aug_repeats), dtype=torch.int64, device=self.device)
-        # DALI recycles its output buffers, so the batch is copied once into memory torch owns.
-        feed_ndarray(images_dali.as_tensor(), images, cuda_stream=cuda_stream)
-        feed_ndarray(labels_dali.as_tensor(), labels, cuda_stream=cuda_stream)
-        images = images.flatten(0, 1)
+        images = torch.from_dlpack(images_dali.as_tensor()).flatten(0, 1)
+        labels = torch.from_dlpack(labels_dali.as_tensor()).view(-1)
         if self.config.channels_last:
             images = images.permute(0, 3, 1, 2)  # [N, H, W, C] memory viewed as NCHW, channels-last strides
-        return images, labels.view(-1)
+        return images, labels
 
 
 def find_undecodable(paths) -> list[tuple[str, str]]:

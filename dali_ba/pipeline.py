@@ -66,6 +66,9 @@ def build_pipeline(
         num_threads=num_threads,
         seed=seed,
         prefetch_queue_depth=prefetch_queue_depth,
+        # The loader hands outputs to torch without a copy; only the dynamic executor gives each
+        # batch its own memory instead of recycling a fixed pool.
+        exec_dynamic=True,
     )
     pipe.build()
     return pipe

@@ -1,13 +1,14 @@
 """Augmentation recipes: the per-replica stage, between the single decode and the stacking.
 
-A recipe turns one decoded image into one normalized replica. ``pipeline.py`` calls it M times on
+A recipe turns one decoded image into one augmented replica. ``replicate.py`` calls it M times on
 the same decoded node; every call creates its own random operators (crop window, flip, policy
 choice), so each replica draws its own parameters while the JPEG is decoded only once.
 
-Input of every recipe: a DALI node of uint8 images, layout ``HWC``, 3 channels, any size, on the
-decoder's device. Output: ``float32`` or ``float16`` images of ``image_size x image_size``,
-normalized by the recipe's mean/std, layout ``CHW`` (or ``HWC`` when ``channels_last``), on the
-same device.
+Recipes work in uint8: input is a DALI node of uint8 images, layout ``HWC``, 3 channels, any size,
+on the decoder's device; output is uint8 ``HWC`` of ``image_size x image_size`` on the same device.
+Normalizing with the recipe's ``mean``/``std``, casting and transposing happen once for all M
+replicas in the replicate stage, so the float image is written once, not once per replica and
+again when stacking.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ VAL_CROP_FRACTION = 0.875
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """What every replica looks like when it leaves the recipe.
+    """What every replica looks like when it leaves the pipeline.
 
     Attributes:
         image_size: Side of the square output, in pixels.
@@ -48,18 +49,8 @@ class OutputSpec:
         return "HWC" if self.channels_last else "CHW"
 
 
-def _normalize(images, spec: OutputSpec, mean, std, *, mirror=None, crop=None):
-    """Crop (optional), flip (optional), normalize, cast and transpose in one fused DALI op."""
-    kwargs = {} if crop is None else {"crop": crop}
-    return fn.crop_mirror_normalize(
-        images,
-        dtype=spec.dtype,
-        output_layout=spec.layout,
-        mean=[m * 255.0 for m in mean],
-        std=[s * 255.0 for s in std],
-        mirror=mirror if mirror is not None else 0,
-        **kwargs,
-    )
+def _flip(images):
+    return fn.flip(images, horizontal=fn.random.coin_flip())
 
 
 def _random_resized_crop(images, spec: OutputSpec):
@@ -74,9 +65,8 @@ def _random_resized_crop(images, spec: OutputSpec):
 
 
 def imagenet(images, spec: OutputSpec):
-    """Random-resized crop (scale 0.08-1, ratio 3/4-4/3), horizontal flip, ImageNet mean/std."""
-    images = _random_resized_crop(images, spec)
-    return _normalize(images, spec, IMAGENET_MEAN, IMAGENET_STD, mirror=fn.random.coin_flip())
+    """Random-resized crop (scale 0.08-1, ratio 3/4-4/3) and horizontal flip."""
+    return _flip(_random_resized_crop(images, spec))
 
 
 def val(images, spec: OutputSpec):
@@ -87,7 +77,7 @@ def val(images, spec: OutputSpec):
         interp_type=types.INTERP_LINEAR,
         antialias=True,
     )
-    return _normalize(images, spec, IMAGENET_MEAN, IMAGENET_STD, crop=(spec.image_size, spec.image_size))
+    return fn.crop(images, crop=(spec.image_size, spec.image_size))
 
 
 def cifar(images, spec: OutputSpec):
@@ -95,7 +85,8 @@ def cifar(images, spec: OutputSpec):
 
     Images are first resized to ``image_size`` (a no-op on CIFAR itself). Padding and cutout scale
     with the image: ``image_size / 8`` and ``image_size / 2`` pixels, i.e. 4 and 16 at 32 px.
-    Cutout fills with 0 after normalization (the mean), as DeVries & Taylor's reference does.
+    Cutout fills with the data set mean, which normalizes to 0, as DeVries & Taylor's reference
+    (cutout after normalization, fill 0) does; padding is black, as in torchvision's RandomCrop.
     """
     size = spec.image_size
     pad = max(1, round(size / 8))
@@ -103,15 +94,8 @@ def cifar(images, spec: OutputSpec):
     images = fn.resize(images, size=(size, size), interp_type=types.INTERP_LINEAR, antialias=True)
     offsets = list(range(-pad, pad + 1))
     start = fn.stack(fn.random.choice(offsets), fn.random.choice(offsets))
-    images = fn.slice(
-        images,
-        start=start,
-        shape=(size, size),
-        axis_names="HW",
-        out_of_bounds_policy="pad",
-        fill_values=0,
-    )
-    images = _normalize(images, spec, CIFAR_MEAN, CIFAR_STD, mirror=fn.random.coin_flip())
+    images = fn.slice(images, start=start, shape=(size, size), axis_names="HW", out_of_bounds_policy="pad", fill_values=0)
+    images = _flip(images)
     # The cutout centre is uniform over the image; the square is clipped at the border.
     centre = fn.random.uniform(range=(0.0, 1.0), shape=(2,))
     return fn.erase(
@@ -121,17 +105,15 @@ def cifar(images, spec: OutputSpec):
         centered_anchor=True,
         shape=(cutout, cutout),
         axis_names="HW",
-        fill_value=0.0,
+        fill_value=[round(m * 255) for m in CIFAR_MEAN],
     )
 
 
 def _auto_aug(policy: Callable):
     def recipe(images, spec: OutputSpec):
-        images = _random_resized_crop(images, spec)
-        images = policy(images)
-        return _normalize(images, spec, IMAGENET_MEAN, IMAGENET_STD, mirror=fn.random.coin_flip())
+        return _flip(policy(_random_resized_crop(images, spec)))
 
-    recipe.__doc__ = f"ImageNet random-resized crop, then DALI's {policy.__name__}, flip, ImageNet mean/std."
+    recipe.__doc__ = f"ImageNet random-resized crop, then DALI's {policy.__name__}, then flip."
     return recipe
 
 
@@ -164,13 +146,17 @@ class Recipe:
 
     Attributes:
         name: The name users pass as ``recipe=``.
-        apply: ``apply(images, spec) -> images``, see the module docstring for the contract.
+        apply: ``apply(images, spec) -> images``, uint8 in and out (see the module docstring).
+        mean: Per-channel mean (0-1 scale) that the replicate stage subtracts.
+        std: Per-channel standard deviation (0-1 scale) it divides by.
         random: Whether replicas differ (``False`` only for ``"val"``).
         needs_conditionals: DALI's auto_aug policies need ``enable_conditionals=True``.
     """
 
     name: str
     apply: Callable
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
     random: bool = True
     needs_conditionals: bool = False
 
@@ -179,7 +165,7 @@ RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
         Recipe("imagenet", imagenet),
-        Recipe("cifar", cifar),
+        Recipe("cifar", cifar, mean=CIFAR_MEAN, std=CIFAR_STD),
         Recipe("randaugment", _auto_aug(_rand_augment), needs_conditionals=True),
         Recipe("trivialaugment", _auto_aug(_trivial_augment), needs_conditionals=True),
         Recipe("autoaugment", _auto_aug(_auto_augment), needs_conditionals=True),

@@ -1,0 +1,320 @@
+"""The loaders ``dali-ba bench`` compares, each built for the same data, B, M, size, dtype, device.
+
+Every factory returns a :class:`BenchLoader`: an endless iterator of ``(images [N,3,S,S],
+labels [N])`` plus counters of the files it read and their bytes, counted where the loader reads
+them (in the DataLoader workers for the torchvision loaders, through shared memory).
+
+=============  ======================================================  =========  ========
+name           what it does per step                                   decodes    images
+=============  ======================================================  =========  ========
+dali-ba        this project: read + decode B once, M DALI replicas     B          B*M
+dali-large     DALI ResNet-50 pipeline (fused decode+random crop)      B*M        B*M
+torch-once     ImageFolder + DataLoader, PIL decode once, M transforms B          B*M
+torch-repeat   repeated-augmentation sampler: each replica re-read     B*M        B*M
+torch-large    ImageFolder + DataLoader, B*M unique images             B*M        B*M
+torch-gpu      DataLoader reads bytes, nvJPEG decode + transforms GPU  B          B*M
+=============  ======================================================  =========  ========
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..dataset import ImageFolderIndex
+from ..recipes import IMAGENET_MEAN, IMAGENET_STD, RRC_RATIO, RRC_SCALE
+
+LOADERS = ("dali-ba", "dali-large", "torch-once", "torch-repeat", "torch-large", "torch-gpu")
+CPU_LOADERS = LOADERS[:-1]
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """What every loader in one comparison shares.
+
+    Attributes:
+        batch_size: B, unique images per step (dali-ba, torch-once, torch-repeat).
+        aug_repeats: M; every loader delivers B*M images per step.
+        image_size: Output side S.
+        dtype: Output dtype.
+        device: Where the batch must end up.
+        workers: DALI threads and DataLoader worker processes.
+        seed: Seed of orders and augmentations.
+    """
+
+    batch_size: int
+    aug_repeats: int
+    image_size: int
+    dtype: torch.dtype
+    device: torch.device
+    workers: int
+    seed: int = 0
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.aug_repeats
+
+
+class BenchLoader:
+    """An endless batch iterator and what it has read.
+
+    Args:
+        batches: Endless iterator of ``(images, labels)`` with ``B*M`` images each.
+        read_counts: Returns ``(files_read, bytes_read)`` so far.
+        unique_per_step: Distinct images per step (B, or B*M for the large-batch baselines).
+        close: Releases workers and pipelines.
+    """
+
+    def __init__(self, batches: Iterator, read_counts: Callable[[], tuple[int, int]], unique_per_step: int, close=lambda: None):
+        self.batches = batches
+        self.read_counts = read_counts
+        self.unique_per_step = unique_per_step
+        self.close = close
+
+
+def _forever(make_epoch):
+    while True:
+        yield from make_epoch()
+
+
+# -- DALI ---------------------------------------------------------------------------------------
+
+
+def dali_ba(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+    from ..loader import ImageFolderLoader
+
+    loader = ImageFolderLoader(
+        index.root,
+        batch_size=spec.batch_size,
+        aug_repeats=spec.aug_repeats,
+        image_size=spec.image_size,
+        device=str(spec.device),
+        dtype=spec.dtype,
+        num_threads=spec.workers,
+        seed=spec.seed,
+        num_shards=1,
+        shard_id=0,
+    )
+    return BenchLoader(
+        _forever(lambda: iter(loader)), lambda: (loader.io.files_read, loader.io.bytes_read), spec.batch_size
+    )
+
+
+def dali_large(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+    """NVIDIA's DALI ResNet-50 training pipeline, reading B*M unique images per step."""
+    from nvidia.dali import fn, pipeline_def, types
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+    from ..decode import DEVICE_MEMORY_PADDING, HOST_MEMORY_PADDING, HW_DECODER_LOAD
+
+    on_gpu = spec.device.type == "cuda"
+    gpu_args = (
+        dict(device_memory_padding=DEVICE_MEMORY_PADDING, host_memory_padding=HOST_MEMORY_PADDING, hw_decoder_load=HW_DECODER_LOAD)
+        if on_gpu
+        else {}
+    )
+
+    @pipeline_def
+    def standard():
+        encoded, labels = fn.readers.file(
+            files=list(index.files), labels=index.labels.astype(np.int32).tolist(), random_shuffle=True, name="Reader"
+        )
+        images = fn.decoders.image_random_crop(
+            encoded,
+            device="mixed" if on_gpu else "cpu",
+            output_type=types.RGB,
+            random_area=RRC_SCALE,
+            random_aspect_ratio=RRC_RATIO,
+            num_attempts=100,
+            **gpu_args,
+        )
+        images = fn.resize(images, resize_x=spec.image_size, resize_y=spec.image_size, interp_type=types.INTERP_LINEAR, antialias=True)
+        images = fn.crop_mirror_normalize(
+            images,
+            dtype=types.FLOAT16 if spec.dtype == torch.float16 else types.FLOAT,
+            output_layout="CHW",
+            mean=[m * 255 for m in IMAGENET_MEAN],
+            std=[s * 255 for s in IMAGENET_STD],
+            mirror=fn.random.coin_flip(),
+        )
+        encoded_bytes = fn.shapes(encoded)  # the reader's encoded sizes: what came from storage
+        if on_gpu:
+            labels = labels.gpu()
+        return images, labels, encoded_bytes
+
+    pipe = standard(
+        batch_size=spec.effective_batch,
+        num_threads=spec.workers,
+        device_id=spec.device.index if on_gpu else None,
+        seed=spec.seed,
+    )
+    pipe.build()
+    iterator = DALIGenericIterator(
+        pipe, ["images", "labels", "bytes"], reader_name="Reader", auto_reset=True, last_batch_policy=LastBatchPolicy.DROP
+    )
+    counts = [0, 0]
+
+    def epoch():
+        for (out,) in iterator:
+            counts[0] += len(out["bytes"])
+            counts[1] += int(out["bytes"].sum())
+            yield out["images"], out["labels"].view(-1).long()
+
+    return BenchLoader(_forever(epoch), lambda: tuple(counts), spec.effective_batch)
+
+
+# -- torchvision --------------------------------------------------------------------------------
+
+
+def _train_transform(spec: BenchSpec):
+    from torchvision.transforms import v2
+
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(spec.image_size, scale=RRC_SCALE, ratio=RRC_RATIO, antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.PILToTensor(),
+            v2.ToDtype(spec.dtype, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+class _Files(torch.utils.data.Dataset):
+    """ImageFolder's work per item: read the file, PIL-decode it, transform it ``repeats`` times.
+
+    ``repeats == 1`` returns ``[3,S,S]``; more returns ``[repeats,3,S,S]`` from one decode (the
+    paper's reference style). ``decode=False`` returns the raw bytes for GPU decoding. Reads are
+    counted in shared memory so that the workers' reads add up in the main process.
+    """
+
+    def __init__(self, index: ImageFolderIndex, transform, repeats: int = 1, decode: bool = True):
+        self.files, self.labels = index.files, index.labels
+        self.transform, self.repeats, self.decode = transform, repeats, decode
+        self.counts = multiprocessing.Array("q", 2)
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        with open(self.files[i], "rb") as f:
+            data = f.read()
+        with self.counts.get_lock():
+            self.counts[0] += 1
+            self.counts[1] += len(data)
+        label = int(self.labels[i])
+        if not self.decode:
+            return torch.frombuffer(bytearray(data), dtype=torch.uint8), label
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        if self.repeats == 1:
+            return self.transform(image), label
+        return torch.stack([self.transform(image) for _ in range(self.repeats)]), label
+
+    def read_counts(self):
+        return self.counts[0], self.counts[1]
+
+
+class _RepeatSampler(torch.utils.data.Sampler):
+    """Repeated augmentation (timm's RepeatAugSampler on one rank): each index M times in a row."""
+
+    def __init__(self, num_samples: int, repeats: int, seed: int):
+        self.num_samples, self.repeats, self.seed, self.epoch = num_samples, repeats, seed, 0
+
+    def __len__(self):
+        return self.num_samples * self.repeats
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(self.num_samples, generator=generator)
+        return iter(order.repeat_interleave(self.repeats).tolist())
+
+
+def _data_loader(dataset, spec: BenchSpec, batch_size: int, **kwargs):
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=spec.workers,
+        persistent_workers=spec.workers > 0,
+        pin_memory=spec.device.type == "cuda",
+        drop_last=True,
+        generator=torch.Generator().manual_seed(spec.seed),
+        **kwargs,
+    )
+
+
+def _to_device(spec: BenchSpec, images, labels):
+    return images.to(spec.device, non_blocking=True), labels.to(spec.device, non_blocking=True)
+
+
+def torch_once(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+    dataset = _Files(index, _train_transform(spec), repeats=spec.aug_repeats)
+    loader = _data_loader(dataset, spec, spec.batch_size, shuffle=True)
+
+    def epoch():
+        for images, labels in loader:
+            if spec.aug_repeats > 1:
+                images, labels = images.flatten(0, 1), labels.repeat_interleave(spec.aug_repeats)
+            yield _to_device(spec, images, labels)
+
+    return BenchLoader(_forever(epoch), dataset.read_counts, spec.batch_size)
+
+
+def torch_repeat(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+    dataset = _Files(index, _train_transform(spec))
+    sampler = _RepeatSampler(len(dataset), spec.aug_repeats, spec.seed)
+    loader = _data_loader(dataset, spec, spec.effective_batch, sampler=sampler)
+    return BenchLoader(
+        _forever(lambda: (_to_device(spec, *batch) for batch in loader)), dataset.read_counts, spec.batch_size
+    )
+
+
+def torch_large(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+    dataset = _Files(index, _train_transform(spec))
+    loader = _data_loader(dataset, spec, spec.effective_batch, shuffle=True)
+    return BenchLoader(
+        _forever(lambda: (_to_device(spec, *batch) for batch in loader)), dataset.read_counts, spec.effective_batch
+    )
+
+
+def torch_gpu(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+    """Workers read bytes; torchvision decodes on ``spec.device`` (nvJPEG on CUDA) and transforms there."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.transforms import v2
+
+    dataset = _Files(index, None, decode=False)
+    loader = _data_loader(dataset, spec, spec.batch_size, shuffle=True, collate_fn=lambda items: list(zip(*items)))
+    transform = v2.Compose(
+        [
+            v2.RandomResizedCrop(spec.image_size, scale=RRC_SCALE, ratio=RRC_RATIO, antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(spec.dtype, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+    device = "cuda" if spec.device.type == "cuda" else "cpu"
+
+    def epoch():
+        for encoded, labels in loader:
+            decoded = decode_jpeg(list(encoded), mode=ImageReadMode.RGB, device=device)
+            images = torch.stack([transform(image) for image in decoded for _ in range(spec.aug_repeats)])
+            labels = torch.tensor(labels).repeat_interleave(spec.aug_repeats)
+            yield images.to(spec.device), labels.to(spec.device)
+
+    return BenchLoader(_forever(epoch), dataset.read_counts, spec.batch_size)
+
+
+FACTORIES = {
+    "dali-ba": dali_ba,
+    "dali-large": dali_large,
+    "torch-once": torch_once,
+    "torch-repeat": torch_repeat,
+    "torch-large": torch_large,
+    "torch-gpu": torch_gpu,
+}
