@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(VENV)/bin/dali-ba demo
+	$(VENV)/bin/dali-ba bench
 
 clean:
 	rm -rf $(VENV) .cache *.egg-info

@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from .config import LoaderConfig
 from .dataset import IMG_EXTENSIONS, scan_image_folder
+from .imagenet import imagenet_loaders
 from .loader import DecodeError, ImageFolderLoader, SkippedFileWarning
 from .recipes import RECIPES
 
@@ -21,5 +22,6 @@ __all__ = [
     "LoaderConfig",
     "SkippedFileWarning",
     "__version__",
+    "imagenet_loaders",
     "scan_image_folder",
 ]

@@ -1,22 +1,186 @@
 """The ``dali-ba`` command line: a thin click layer over the library.
 
-Commands build the same config objects as the Python API; library errors (``ValueError``,
-``FileNotFoundError``, ...) become one-line ``click`` errors without a traceback.
+Commands build the same config objects as the Python API (``BenchConfig``); library errors
+(``ValueError``, ``FileNotFoundError``, ...) become one ``Error:`` line and exit code 2, with no
+traceback. Tables go to stdout, progress to stderr.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
 
 import click
 
 from . import __version__
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+DEFAULT_IMAGES = 1000
+DEFAULT_CLASSES = 100
+
+
+class UsageProblem(click.ClickException):
+    """A bad argument or data folder: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+def _int_list(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise UsageProblem(f"--{param.name.replace('_', '-')} expects comma-separated integers like 1,2,4,8, but got {value!r}") from None
+    if any(n < 1 for n in numbers):
+        raise UsageProblem(f"--{param.name.replace('_', '-')} values must be >= 1, but got {value!r}")
+    return numbers
+
+
+def _names(ctx, param, value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def cache_dir() -> Path:
+    """Where the default data set is kept: ``$DALI_BA_CACHE``, else ``$XDG_CACHE_HOME/dali-ba``, else ``~/.cache/dali-ba``."""
+    if os.environ.get("DALI_BA_CACHE"):
+        return Path(os.environ["DALI_BA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dali-ba"
+
+
+def _make_dataset(out: Path, images: int, classes: int, seed: int) -> None:
+    from .synthetic import check_request, make_dataset
+
+    check_request(out, images=images, classes=classes)
+    with click.progressbar(length=images, label=f"writing {images} JPEGs to {out}", file=sys.stderr) as bar:
+        make_dataset(out, images=images, classes=classes, seed=seed, progress=bar.update)
+
+
+def default_dataset(images: int = DEFAULT_IMAGES, seed: int = 0) -> Path:
+    """The embedded ImageNet-like set, generated on first use and cached (see :func:`cache_dir`)."""
+    root = cache_dir() / f"imagenet-like-{images}-seed{seed}"
+    if (root / ".complete").exists():
+        return root
+    if root.exists():  # an earlier run was interrupted: start over
+        import shutil
+
+        shutil.rmtree(root)
+    click.echo(f"no DATA_DIR given: making the default ImageNet-like data set once, in {root}", err=True)
+    _make_dataset(root, images, min(DEFAULT_CLASSES, images), seed)
+    (root / ".complete").write_text("")
+    return root
 
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="dali-ba")
 def main():
     """Batch Augmentation data loading on NVIDIA DALI: decode each image once, train on M replicas."""
+
+
+@main.command("make-dataset")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--images", default=DEFAULT_IMAGES, show_default=True, help="Number of JPEGs.")
+@click.option("--classes", default=DEFAULT_CLASSES, show_default=True, help="Number of class folders.")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same files.")
+def make_dataset_command(out: Path, images: int, classes: int, seed: int):
+    """Write an ImageNet-like JPEG data set (ImageFolder layout) into OUT and print its statistics."""
+    from .synthetic import dataset_stats
+
+    try:
+        _make_dataset(out, images, classes, seed)
+    except ValueError as err:
+        raise UsageProblem(str(err)) from None
+    click.echo(dataset_stats(out).summary())
+
+
+@main.command("bench")
+@click.argument("data_dir", required=False, type=click.Path(path_type=Path))
+@click.option("-M", "--aug-repeats", default="1,2,4,8", show_default=True, callback=_int_list, help="M values, comma-separated.")
+@click.option("--loaders", default=None, callback=lambda c, p, v: _names(c, p, v) if v else None,
+              help="Comma-separated, from: dali-ba, dali-large, torch-once, torch-repeat, torch-large, torch-gpu. "
+                   "Default: all (torch-gpu only with a GPU).")
+@click.option("-b", "--batch-size", default=32, show_default=True, help="B, unique images per step.")
+@click.option("--image-size", default=224, show_default=True)
+@click.option("--steps", default=20, show_default=True, help="Timed steps per loader and M.")
+@click.option("--warmup", default=5, show_default=True, help="Untimed steps first.")
+@click.option("--model", type=click.Choice(["auto", "none", "resnet18", "resnet50"]), default="auto", show_default=True,
+              help="Train this model on each batch; auto = resnet50 on a GPU, none on CPU.")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option("--channels-last", is_flag=True, help="Feed the model channels-last tensors.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--workers", type=int, default=None, help="DALI threads and DataLoader workers [default: all cores].")
+@click.option("--images", default=DEFAULT_IMAGES, show_default=True, help="Size of the default data set (no DATA_DIR).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--export-json", type=click.Path(dir_okay=False, path_type=Path), help="Write results + environment as JSON.")
+@click.option("--export-csv", type=click.Path(dir_okay=False, path_type=Path), help="Write results as CSV.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG plot.")
+def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps, warmup, model, dtype, channels_last,
+                  device, workers, images, seed, export_json, export_csv, plot_path):
+    """Compare steps/s, throughput and bytes read of dali-ba against the usual loaders.
+
+    DATA_DIR is an ImageFolder tree; without it, an ImageNet-like set is generated once and cached.
+    """
+    import torch
+
+    from .bench import report
+    from .bench.loaders import CPU_LOADERS, LOADERS
+    from .bench.runner import BenchConfig, environment, run_bench
+    from .config import resolve_device
+    from .synthetic import dataset_stats
+
+    try:
+        on_gpu = resolve_device(device).type == "cuda"
+    except ValueError as err:
+        raise UsageProblem(str(err)) from None
+    if data_dir is None:
+        data_dir = default_dataset(images, seed)
+    elif not data_dir.is_dir():
+        raise UsageProblem(f"DATA_DIR {str(data_dir)!r} does not exist or is not a folder")
+    if model == "auto":
+        model = "resnet50" if on_gpu else "none"
+    try:
+        config = BenchConfig(
+            data_dir=str(data_dir),
+            loaders=loaders or (LOADERS if on_gpu else CPU_LOADERS),
+            aug_repeats=aug_repeats,
+            batch_size=batch_size,
+            image_size=image_size,
+            steps=steps,
+            warmup=warmup,
+            model=model,
+            dtype=dtype,
+            device=device,
+            workers=workers,
+            seed=seed,
+            channels_last=channels_last,
+        )
+        stats = dataset_stats(data_dir)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
+        raise UsageProblem(str(err)) from None
+    click.echo(f"data: {data_dir}: {stats.summary()}", err=True)
+    total = len(config.loaders) * len(config.aug_repeats) * (config.steps + config.warmup)
+    with click.progressbar(length=total, label="benchmarking", file=sys.stderr) as bar:
+        results = run_bench(config, progress=bar.update)
+    env = environment()
+    click.echo(f"dali-ba bench, B={batch_size}, {image_size}px, {dtype}, model={model}, device={'cuda' if on_gpu else 'cpu'}, "
+               f"{config.steps} timed steps after {config.warmup} warm-up")
+    click.echo(f"machine: {env.cpu} x{env.cores}" + (f", {env.gpu} (driver {env.driver})" if env.gpu else ", no GPU"))
+    click.echo(f"data: {stats.summary()}")
+    click.echo("")
+    click.echo(report.table(results))
+    click.echo("")
+    for line in report.ratios(results) + report.summary_lines(results):
+        click.echo(line)
+    config_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
+    if export_json:
+        report.to_json(export_json, results, env.as_dict(), stats.as_dict(), config_dict)
+        click.echo(f"wrote {export_json}", err=True)
+    if export_csv:
+        report.to_csv(export_csv, results, env.as_dict())
+        click.echo(f"wrote {export_csv}", err=True)
+    if plot_path:
+        report.plot(plot_path, results, title=f"{env.cpu} x{env.cores}{', ' + env.gpu if env.gpu else ''} | B={batch_size}, "
+                    f"{image_size}px, {dtype}, model={model} | {stats.images} imgs, mean {stats.mean_kib:.0f} KiB")
+        click.echo(f"wrote {plot_path}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

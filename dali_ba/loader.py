@@ -226,6 +226,21 @@ class ImageFolderLoader:
         """Every file of the data set (all shards), in label order."""
         return self._index.files
 
+    @property
+    def dataset(self):
+        """The file index (``len``, ``classes``, ``class_to_idx``), where a DataLoader has its dataset."""
+        return self._index
+
+    @property
+    def sampler(self) -> "ImageFolderLoader":
+        """The loader itself, so that ``loader.sampler.set_epoch(epoch)`` works as with a DistributedSampler."""
+        return self
+
+    @property
+    def batch_size(self) -> int:
+        """B, unique images per step (each batch holds ``batch_size * aug_repeats`` images)."""
+        return self.config.batch_size
+
     def __len__(self) -> int:
         """Batches per epoch on this shard."""
         return len(self._plan)
@@ -278,14 +293,17 @@ class ImageFolderLoader:
     def load_state_dict(self, state: dict) -> None:
         """Restores a :meth:`state_dict`; the next ``iter(loader)`` resumes where it stopped.
 
+        A state saved on one rank resumes every rank: ranks step through an epoch together, and the
+        order is shared, so only the number of shards has to match, not the shard.
+
         Raises:
             ValueError: The state was saved by a loader over other data or with another batch
-                size, shuffle, drop_last or sharding, so its position would mean other samples.
+                size, shuffle, drop_last or number of shards, so its position would mean other samples.
         """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"state version {state.get('version')!r} is not supported (expected {STATE_VERSION})")
         mine = self.state_dict()
-        for key in ("num_files", "batch_size", "shuffle", "drop_last", "shard_id", "num_shards"):
+        for key in ("num_files", "batch_size", "shuffle", "drop_last", "num_shards"):
             if state[key] != mine[key]:
                 raise ValueError(
                     f"cannot resume: the saved loader state has {key}={state[key]!r} but this loader has "

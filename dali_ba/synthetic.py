@@ -121,6 +121,22 @@ def _write_one(job) -> None:
     Image.fromarray(natural_image(rng, width, height)).save(path, format="JPEG", quality=quality, subsampling=2)
 
 
+def check_request(out: str | os.PathLike, *, images: int, classes: int) -> Path:
+    """Checks :func:`make_dataset`'s arguments before anything is written; returns ``out`` as a Path.
+
+    Raises:
+        ValueError: Bad counts, or ``out`` already holds files.
+    """
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise ValueError(f"images must be an int >= 1, but got {images!r}")
+    if isinstance(classes, bool) or not isinstance(classes, int) or not 1 <= classes <= images:
+        raise ValueError(f"classes must be an int in [1, images={images}], but got {classes!r}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"output folder {str(out)!r} is not empty; choose a new folder")
+    return out
+
+
 def make_dataset(out: str | os.PathLike, *, images: int, classes: int, seed: int = 0, workers: int | None = None, progress=None) -> Path:
     """Writes ``images`` JPEGs into ``out/<class>/``, spread evenly over ``classes`` folders.
 
@@ -138,13 +154,7 @@ def make_dataset(out: str | os.PathLike, *, images: int, classes: int, seed: int
     Raises:
         ValueError: Bad counts, or ``out`` already holds files.
     """
-    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
-        raise ValueError(f"images must be an int >= 1, but got {images!r}")
-    if isinstance(classes, bool) or not isinstance(classes, int) or not 1 <= classes <= images:
-        raise ValueError(f"classes must be an int in [1, images={images}], but got {classes!r}")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"output folder {str(out)!r} is not empty; choose a new folder")
+    out = check_request(out, images=images, classes=classes)
     jobs = []
     for k in range(images):
         folder = out / f"n{k % classes:05d}"

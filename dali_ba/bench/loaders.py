@@ -1,8 +1,10 @@
 """The loaders ``dali-ba bench`` compares, each built for the same data, B, M, size, dtype, device.
 
 Every factory returns a :class:`BenchLoader`: an endless iterator of ``(images [N,3,S,S],
-labels [N])`` plus counters of the files it read and their bytes, counted where the loader reads
-them (in the DataLoader workers for the torchvision loaders, through shared memory).
+labels [N])`` plus counters of the files it read and their bytes. The counts are exact per
+delivered batch: the torchvision datasets return each item's encoded size with the item, DALI's
+file reader outputs its encoded sizes, and dali-ba counts what it feeds (one batch fed per batch
+delivered).
 
 =============  ======================================================  =========  ========
 name           what it does per step                                   decodes    images
@@ -19,7 +21,6 @@ torch-gpu      DataLoader reads bytes, nvJPEG decode + transforms GPU  B        
 from __future__ import annotations
 
 import io
-import multiprocessing
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -189,15 +190,14 @@ def _train_transform(spec: BenchSpec):
 class _Files(torch.utils.data.Dataset):
     """ImageFolder's work per item: read the file, PIL-decode it, transform it ``repeats`` times.
 
-    ``repeats == 1`` returns ``[3,S,S]``; more returns ``[repeats,3,S,S]`` from one decode (the
-    paper's reference style). ``decode=False`` returns the raw bytes for GPU decoding. Reads are
-    counted in shared memory so that the workers' reads add up in the main process.
+    Returns ``(image, label, encoded_bytes)``. ``repeats == 1`` gives a ``[3,S,S]`` image; more
+    gives ``[repeats,3,S,S]`` from one decode (the paper's reference style). ``decode=False``
+    gives the raw bytes, for decoding on the GPU.
     """
 
     def __init__(self, index: ImageFolderIndex, transform, repeats: int = 1, decode: bool = True):
         self.files, self.labels = index.files, index.labels
         self.transform, self.repeats, self.decode = transform, repeats, decode
-        self.counts = multiprocessing.Array("q", 2)
 
     def __len__(self):
         return len(self.files)
@@ -205,19 +205,27 @@ class _Files(torch.utils.data.Dataset):
     def __getitem__(self, i):
         with open(self.files[i], "rb") as f:
             data = f.read()
-        with self.counts.get_lock():
-            self.counts[0] += 1
-            self.counts[1] += len(data)
         label = int(self.labels[i])
         if not self.decode:
-            return torch.frombuffer(bytearray(data), dtype=torch.uint8), label
+            return torch.frombuffer(bytearray(data), dtype=torch.uint8), label, len(data)
         image = Image.open(io.BytesIO(data)).convert("RGB")
         if self.repeats == 1:
-            return self.transform(image), label
-        return torch.stack([self.transform(image) for _ in range(self.repeats)]), label
+            return self.transform(image), label, len(data)
+        return torch.stack([self.transform(image) for _ in range(self.repeats)]), label, len(data)
 
-    def read_counts(self):
-        return self.counts[0], self.counts[1]
+
+class _Counted:
+    """Adds up the ``encoded_bytes`` of every delivered batch: (files read, bytes read)."""
+
+    def __init__(self):
+        self.files = self.bytes = 0
+
+    def add(self, encoded_bytes) -> None:
+        self.files += len(encoded_bytes)
+        self.bytes += int(sum(encoded_bytes))
+
+    def __call__(self):
+        return self.files, self.bytes
 
 
 class _RepeatSampler(torch.utils.data.Sampler):
@@ -253,34 +261,33 @@ def _to_device(spec: BenchSpec, images, labels):
     return images.to(spec.device, non_blocking=True), labels.to(spec.device, non_blocking=True)
 
 
-def torch_once(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
-    dataset = _Files(index, _train_transform(spec), repeats=spec.aug_repeats)
-    loader = _data_loader(dataset, spec, spec.batch_size, shuffle=True)
+def _torch_loader(loader, spec: BenchSpec, unique_per_step: int) -> BenchLoader:
+    counted = _Counted()
 
     def epoch():
-        for images, labels in loader:
-            if spec.aug_repeats > 1:
-                images, labels = images.flatten(0, 1), labels.repeat_interleave(spec.aug_repeats)
+        for images, labels, encoded_bytes in loader:
+            counted.add(encoded_bytes)
+            if images.dim() == 5:  # [B, M, 3, S, S] from one decode per sample
+                images, labels = images.flatten(0, 1), labels.repeat_interleave(images.shape[1])
             yield _to_device(spec, images, labels)
 
-    return BenchLoader(_forever(epoch), dataset.read_counts, spec.batch_size)
+    return BenchLoader(_forever(epoch), counted, unique_per_step)
+
+
+def torch_once(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+    dataset = _Files(index, _train_transform(spec), repeats=spec.aug_repeats)
+    return _torch_loader(_data_loader(dataset, spec, spec.batch_size, shuffle=True), spec, spec.batch_size)
 
 
 def torch_repeat(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
     dataset = _Files(index, _train_transform(spec))
     sampler = _RepeatSampler(len(dataset), spec.aug_repeats, spec.seed)
-    loader = _data_loader(dataset, spec, spec.effective_batch, sampler=sampler)
-    return BenchLoader(
-        _forever(lambda: (_to_device(spec, *batch) for batch in loader)), dataset.read_counts, spec.batch_size
-    )
+    return _torch_loader(_data_loader(dataset, spec, spec.effective_batch, sampler=sampler), spec, spec.batch_size)
 
 
 def torch_large(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
     dataset = _Files(index, _train_transform(spec))
-    loader = _data_loader(dataset, spec, spec.effective_batch, shuffle=True)
-    return BenchLoader(
-        _forever(lambda: (_to_device(spec, *batch) for batch in loader)), dataset.read_counts, spec.effective_batch
-    )
+    return _torch_loader(_data_loader(dataset, spec, spec.effective_batch, shuffle=True), spec, spec.effective_batch)
 
 
 def torch_gpu(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
@@ -289,7 +296,8 @@ def torch_gpu(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
     from torchvision.transforms import v2
 
     dataset = _Files(index, None, decode=False)
-    loader = _data_loader(dataset, spec, spec.batch_size, shuffle=True, collate_fn=lambda items: list(zip(*items)))
+    loader = _data_loader(dataset, spec, spec.batch_size, shuffle=True, collate_fn=_as_lists)
+    counted = _Counted()
     transform = v2.Compose(
         [
             v2.RandomResizedCrop(spec.image_size, scale=RRC_SCALE, ratio=RRC_RATIO, antialias=True),
@@ -301,13 +309,18 @@ def torch_gpu(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
     device = "cuda" if spec.device.type == "cuda" else "cpu"
 
     def epoch():
-        for encoded, labels in loader:
+        for encoded, labels, encoded_bytes in loader:
+            counted.add(encoded_bytes)
             decoded = decode_jpeg(list(encoded), mode=ImageReadMode.RGB, device=device)
             images = torch.stack([transform(image) for image in decoded for _ in range(spec.aug_repeats)])
             labels = torch.tensor(labels).repeat_interleave(spec.aug_repeats)
             yield images.to(spec.device), labels.to(spec.device)
 
-    return BenchLoader(_forever(epoch), dataset.read_counts, spec.batch_size)
+    return BenchLoader(_forever(epoch), counted, spec.batch_size)
+
+
+def _as_lists(items):
+    return [list(column) for column in zip(*items)]
 
 
 FACTORIES = {

@@ -1,0 +1,275 @@
+"""Runs the comparison grid: every loader at every M, one after the other, in one process.
+
+For each (loader, M) the loader is built, warmed up (pipelines and worker queues filled, not
+timed), then ``steps`` steps are timed one by one: the wall time between consecutive batches,
+including the model's forward/backward when ``model`` is set. Counters are read around the timed
+steps only.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from ..config import resolve_device, resolve_dtype
+from ..dataset import scan_image_folder
+from .loaders import CPU_LOADERS, FACTORIES, LOADERS, BenchSpec
+from .metrics import ProcessTree, Result, make_result
+
+MODELS = ("none", "resnet18", "resnet50")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One bench run; the CLI flags map 1:1 to these fields.
+
+    Attributes:
+        data_dir: ImageFolder tree to read.
+        loaders: Loader names, from ``loaders.LOADERS``.
+        aug_repeats: The M values to run.
+        batch_size: B.
+        image_size: Output side.
+        steps: Timed steps per (loader, M).
+        warmup: Untimed steps before them.
+        model: ``none``, ``resnet18`` or ``resnet50``: a training step per batch.
+        dtype: Output dtype (and the model's autocast dtype for float16).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        workers: DALI threads and DataLoader workers; ``None`` = the cores available.
+        seed: Seed of orders and augmentations.
+    """
+
+    data_dir: str
+    loaders: tuple[str, ...] = CPU_LOADERS
+    aug_repeats: tuple[int, ...] = (1, 2, 4, 8)
+    batch_size: int = 32
+    image_size: int = 224
+    steps: int = 20
+    warmup: int = 5
+    model: str = "none"
+    dtype: str = "float32"
+    device: str = "auto"
+    workers: int | None = None
+    seed: int = 0
+    channels_last: bool = False
+
+    def __post_init__(self):
+        unknown = [name for name in self.loaders if name not in LOADERS]
+        if unknown or not self.loaders:
+            raise ValueError(f"unknown loader {', '.join(unknown) or '(none given)'}; choose from {', '.join(LOADERS)}")
+        if not self.aug_repeats or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in self.aug_repeats):
+            raise ValueError(f"aug_repeats must be integers >= 1, but got {self.aug_repeats!r}")
+        for name in ("batch_size", "image_size", "steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, but got {value!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"warmup must be an int >= 0, but got {self.warmup!r}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, but got {self.model!r}")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            raise ValueError(f"workers must be an int >= 1, but got {self.workers!r}")
+        resolve_dtype(self.dtype)
+        device = resolve_device(self.device)
+        if "torch-gpu" in self.loaders and device.type != "cuda":
+            raise ValueError("loader torch-gpu needs a CUDA device (nvJPEG); leave it out on a CPU-only machine")
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class _ModelStep:
+    """One SGD training step of a torchvision model on each batch (the paper's Fig. 5 setting)."""
+
+    def __init__(self, name: str, num_classes: int, device: torch.device, dtype: torch.dtype, channels_last: bool):
+        import torchvision
+
+        self.model = getattr(torchvision.models, name)(num_classes=num_classes).to(device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
+        self.device, self.dtype = device, dtype
+
+    def __call__(self, images, labels):
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            loss = torch.nn.functional.cross_entropy(self.model(images), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=None) -> Result:
+    """Times one loader at one M; ``progress(n)`` is called after every step."""
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype)
+    spec = BenchSpec(
+        batch_size=config.batch_size,
+        aug_repeats=aug_repeats,
+        image_size=config.image_size,
+        dtype=dtype,
+        device=device,
+        workers=config.workers or _cores(),
+        seed=config.seed,
+    )
+    model = None if config.model == "none" else _ModelStep(config.model, len(index.classes), device, dtype, config.channels_last)
+    tree = ProcessTree()
+    bench_loader = FACTORIES[name](index, spec)
+    try:
+        batches = bench_loader.batches
+
+        def step():
+            images, labels = next(batches)
+            if config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            if model is not None:
+                model(images, labels)
+            _sync(device)
+
+        for _ in range(config.warmup):
+            step()
+            if progress:
+                progress(1)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        files0, bytes0 = bench_loader.read_counts()
+        before = tree.sample()
+        peak_rss = before.rss_bytes
+        times = []
+        start = time.perf_counter()
+        for _ in range(config.steps):
+            step()
+            now = time.perf_counter()
+            times.append(now - start)
+            start = now
+            peak_rss = max(peak_rss, tree.sample().rss_bytes)
+            if progress:
+                progress(1)
+        after = tree.sample()
+        files1, bytes1 = bench_loader.read_counts()
+        gpu_mem, gpu_util = _gpu_figures(device)
+        return make_result(
+            loader=name,
+            aug_repeats=aug_repeats,
+            batch_size=config.batch_size,
+            model=config.model,
+            unique_per_step=bench_loader.unique_per_step,
+            step_times_s=times,
+            files_read=files1 - files0,
+            bytes_read=bytes1 - bytes0,
+            before=before,
+            after=after,
+            peak_rss_bytes=peak_rss,
+            cores=_cores(),
+            tree_available=tree.available,
+            gpu_memory_mib=gpu_mem,
+            gpu_util_percent=gpu_util,
+        )
+    finally:
+        bench_loader.close()
+        del bench_loader
+        gc.collect()  # ends DataLoader workers and frees pipelines before the next loader starts
+
+
+def _gpu_figures(device: torch.device):
+    if device.type != "cuda":
+        return None, None
+    free, total = torch.cuda.mem_get_info(device)  # device-wide: counts DALI's memory too
+    try:
+        util = float(torch.cuda.utilization(device))
+    except Exception:  # needs pynvml; the figure is optional
+        util = None
+    return (total - free) / 2**20, util
+
+
+def run_bench(config: BenchConfig, progress=None) -> list[Result]:
+    """Runs every loader at every M of ``config``; see the module docstring."""
+    index = scan_image_folder(config.data_dir)
+    results = []
+    for aug_repeats in config.aug_repeats:
+        for name in config.loaders:
+            results.append(run_one(config, name, aug_repeats, index, progress))
+    return results
+
+
+@dataclass
+class Environment:
+    """Where and with what a result was measured."""
+
+    cpu: str
+    cores: int
+    memory_gib: float
+    gpu: str | None
+    driver: str | None
+    cuda: str | None
+    python: str
+    dali: str
+    torch: str
+    torchvision: str
+    dali_ba: str
+    git_sha: str | None
+    command: str
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def environment() -> Environment:
+    import nvidia.dali
+    import torchvision
+
+    from .. import __version__
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        memory = 0.0
+    gpu = driver = None
+    if torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name()
+        try:
+            driver = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+            ).stdout.strip().splitlines()[0]
+        except (OSError, subprocess.SubprocessError, IndexError):
+            driver = None
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=os.path.dirname(__file__)
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        sha = None
+    return Environment(
+        cpu=cpu,
+        cores=_cores(),
+        memory_gib=round(memory, 1),
+        gpu=gpu,
+        driver=driver,
+        cuda=torch.version.cuda,
+        python=platform.python_version(),
+        dali=nvidia.dali.__version__,
+        torch=torch.__version__,
+        torchvision=torchvision.__version__,
+        dali_ba=__version__,
+        git_sha=sha,
+        command=shlex.join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+    )

@@ -1,0 +1,64 @@
+"""Swap-in loaders for the standard ImageNet layout, ``root/train/<class>/...`` and ``root/val/<class>/...``.
+
+The train loader is the batch-augmentation loader; the val loader reads every validation image
+exactly once (deterministic ``"val"`` recipe, M=1, no shuffling, no dropped or padded samples), so
+metrics summed over ranks cover the validation set exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .loader import ImageFolderLoader
+
+
+def imagenet_loaders(
+    root: str | os.PathLike,
+    *,
+    batch_size: int,
+    aug_repeats: int,
+    recipe: str = "imagenet",
+    image_size: int = 224,
+    val_batch_size: int | None = None,
+    **options,
+) -> tuple[ImageFolderLoader, ImageFolderLoader]:
+    """Makes ``(train_loader, val_loader)`` for ``root/train`` and ``root/val``.
+
+    Args:
+        root: Folder holding ``train/`` and ``val/``, each in ImageFolder layout.
+        batch_size: B, unique training images per step and rank.
+        aug_repeats: M, augmented replicas of each training image.
+        recipe: Training recipe (see ``ImageFolderLoader``).
+        image_size: Output side for both loaders.
+        val_batch_size: Validation batch size; defaults to ``batch_size * aug_repeats``, the
+            number of images the model already takes per training step.
+        **options: Passed to both loaders (``device``, ``seed``, ``dtype``, ``channels_last``,
+            ``num_threads``, ``shard_id``/``num_shards``, ``on_error``, ...).
+
+    Returns:
+        The train loader (shuffled, ``drop_last=True``) and the val loader.
+
+    Raises:
+        FileNotFoundError: ``root/train`` or ``root/val`` is missing.
+        ValueError: The train and val folders have different classes.
+    """
+    root = Path(root).expanduser()
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise FileNotFoundError(f"expected {str(root / split)!r}: imagenet_loaders reads root/train/<class>/ and root/val/<class>/")
+    for fixed in ("shuffle", "drop_last"):
+        if fixed in options:
+            raise ValueError(f"{fixed} is set by imagenet_loaders (train: shuffled, drop_last=True; val: in order, every image once)")
+    train = ImageFolderLoader(
+        root / "train", batch_size=batch_size, aug_repeats=aug_repeats, recipe=recipe, image_size=image_size,
+        shuffle=True, drop_last=True, **options,
+    )
+    val = ImageFolderLoader(
+        root / "val", batch_size=val_batch_size or batch_size * aug_repeats, aug_repeats=1, recipe="val",
+        image_size=image_size, shuffle=False, drop_last=False, **options,
+    )
+    if train.classes != val.classes:
+        missing = sorted(set(train.classes) ^ set(val.classes))[:5]
+        raise ValueError(f"train and val have different class folders (e.g. {missing}); labels would not match")
+    return train, val

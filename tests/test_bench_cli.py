@@ -1,0 +1,99 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import write_color_tree
+from dali_ba.cli import main
+from dali_ba.synthetic import dataset_stats, make_dataset
+
+
+def bench(*args):
+    return CliRunner().invoke(main, ["bench", *args])
+
+
+def one_line_error(result, text):
+    assert result.exit_code == 2, result.output
+    assert text in result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_missing_data_dir(tmp_path):
+    one_line_error(bench(str(tmp_path / "nope")), "does not exist or is not a folder")
+
+
+def test_empty_data_dir(tmp_path):
+    one_line_error(bench(str(tmp_path)), "no class folders found")
+
+
+def test_unknown_loader(tmp_path):
+    write_color_tree(tmp_path)
+    one_line_error(bench(str(tmp_path), "--loaders", "dali-ba,ffcv"), "unknown loader ffcv")
+
+
+@pytest.mark.parametrize("value", ["1,x", "0,2", ""])
+def test_bad_m_list(tmp_path, value):
+    write_color_tree(tmp_path)
+    one_line_error(bench(str(tmp_path), "-M", value), "--aug-repeats")
+
+
+def test_torch_gpu_without_a_gpu_is_refused(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    write_color_tree(tmp_path)
+    one_line_error(bench(str(tmp_path), "--loaders", "torch-gpu", "--device", "cpu"), "torch-gpu needs a CUDA device")
+
+
+def test_bench_runs_every_cpu_loader_and_measures_io_exactly(tmp_path):
+    data = tmp_path / "data"
+    write_color_tree(data)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = bench(
+        str(data), "-M", "1,2", "-b", "2", "--steps", "3", "--warmup", "1", "--image-size", "32", "--workers", "1",
+        "--export-json", str(out / "r.json"), "--export-csv", str(out / "r.csv"), "--plot", str(out / "r.png"),
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "r.json").read_text())
+    rows = {(r["loader"], r["aug_repeats"]): r for r in payload["results"]}
+    assert len(rows) == 10
+    assert rows[("dali-ba", 2)]["decodes_per_step"] == 2 and rows[("dali-ba", 2)]["reads_per_effective_image"] == 0.5
+    assert rows[("torch-once", 2)]["decodes_per_step"] == 2
+    assert rows[("torch-repeat", 2)]["decodes_per_step"] == 4 and rows[("torch-large", 2)]["reads_per_effective_image"] == 1.0
+    assert rows[("dali-large", 2)]["decodes_per_step"] == 4
+    env = payload["environment"]
+    for key in ("cpu", "cores", "dali", "torch", "torchvision", "git_sha", "command"):
+        assert key in env
+    assert payload["dataset"]["images"] == 24
+    assert "steps/s within 5% of M=1 up to M=" in result.output
+    assert (out / "r.png").stat().st_size > 0 and (out / "r.csv").stat().st_size > 0
+
+
+def test_make_dataset_writes_imagenet_like_jpegs(tmp_path):
+    result = CliRunner().invoke(main, ["make-dataset", str(tmp_path / "set"), "--images", "6", "--classes", "2", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert "6 images in 2 classes" in result.output
+    stats = dataset_stats(tmp_path / "set")
+    assert stats.images == 6 and stats.classes == 2
+
+
+def test_synthetic_images_have_photo_like_entropy(tmp_path):
+    make_dataset(tmp_path, images=8, classes=1, seed=3, workers=1)
+    for path in sorted(tmp_path.rglob("*.JPEG")):
+        with Image.open(path) as image:
+            width, height = image.size
+            assert image.format == "JPEG" and image.mode == "RGB"
+        bits_per_pixel = path.stat().st_size * 8 / (width * height)
+        # ImageNet averages ~4.5 bpp (110 KB at 470x390); flat colour gives < 0.5, white noise > 8.
+        assert 1.5 < bits_per_pixel < 8, (path, bits_per_pixel)
+
+
+def test_make_dataset_refuses_a_folder_with_files(tmp_path):
+    (tmp_path / "x.txt").write_text("x")
+    result = CliRunner().invoke(main, ["make-dataset", str(tmp_path), "--images", "2", "--classes", "1"])
+    one_line_error(result, "is not empty")
