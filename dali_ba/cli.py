@@ -96,8 +96,8 @@ def make_dataset_command(out: Path, images: int, classes: int, seed: int):
 @click.argument("data_dir", required=False, type=click.Path(path_type=Path))
 @click.option("-M", "--aug-repeats", default="1,2,4,8", show_default=True, callback=_int_list, help="M values, comma-separated.")
 @click.option("--loaders", default=None, callback=lambda c, p, v: _names(c, p, v) if v else None,
-              help="Comma-separated, from: dali-ba, dali-large, torch-once, torch-repeat, torch-large, torch-gpu. "
-                   "Default: all (torch-gpu only with a GPU).")
+              help="Comma-separated, from: dali-ba, dali-large, torch-once, torch-repeat, torch-large, torch-gpu, "
+                   "synthetic (no input work: the model alone). Default: the first five, plus torch-gpu on a GPU.")
 @click.option("-b", "--batch-size", default=32, show_default=True, help="B, unique images per step.")
 @click.option("--image-size", default=224, show_default=True)
 @click.option("--steps", default=20, show_default=True, help="Timed steps per loader and M.")
@@ -122,7 +122,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     import torch
 
     from .bench import report
-    from .bench.loaders import CPU_LOADERS, LOADERS
+    from .bench.loaders import CPU_LOADERS, GPU_LOADERS
     from .bench.runner import BenchConfig, environment, run_bench
     from .config import resolve_device
     from .synthetic import dataset_stats
@@ -140,7 +140,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     try:
         config = BenchConfig(
             data_dir=str(data_dir),
-            loaders=loaders or (LOADERS if on_gpu else CPU_LOADERS),
+            loaders=loaders or (GPU_LOADERS if on_gpu else CPU_LOADERS),
             aug_repeats=aug_repeats,
             batch_size=batch_size,
             image_size=image_size,

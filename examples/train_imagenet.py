@@ -215,9 +215,11 @@ def main(args):
               f"{args.batch_size * args.aug_repeats} images per step and rank, lr {lr:g}, {len(train_loader)} steps per epoch")
     for epoch in range(start_epoch, args.epochs):
         train_model.train()
-        train_loader.sampler.set_epoch(epoch)
+        if hasattr(train_loader.sampler, "set_epoch"):  # DistributedSampler, or dali-ba's loader
+            train_loader.sampler.set_epoch(epoch)
+        first = train_loader.state_dict()["batch"] if hasattr(train_loader, "state_dict") else 0  # > 0 after a resume
         started, images_seen = time.time(), 0
-        for i, (images, labels) in enumerate(train_loader):
+        for i, (images, labels) in enumerate(train_loader, start=first):
             with torch.autocast(device.type, dtype=amp_dtype, enabled=args.amp):
                 loss = criterion(train_model(images), labels)
             optimizer.zero_grad(set_to_none=True)

@@ -15,7 +15,11 @@ torch-once     ImageFolder + DataLoader, PIL decode once, M transforms B        
 torch-repeat   repeated-augmentation sampler: each replica re-read     B*M        B*M
 torch-large    ImageFolder + DataLoader, B*M unique images             B*M        B*M
 torch-gpu      DataLoader reads bytes, nvJPEG decode + transforms GPU  B          B*M
+synthetic      one random batch already on the device, no input work   0          B*M
 =============  ======================================================  =========  ========
+
+``synthetic`` is not a loader: with ``--model`` it measures the model alone, the upper bound on
+images/s that any loader can reach.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from PIL import Image
 from ..dataset import ImageFolderIndex
 from ..recipes import IMAGENET_MEAN, IMAGENET_STD, RRC_RATIO, RRC_SCALE
 
-LOADERS = ("dali-ba", "dali-large", "torch-once", "torch-repeat", "torch-large", "torch-gpu")
-CPU_LOADERS = LOADERS[:-1]
+LOADERS = ("dali-ba", "dali-large", "torch-once", "torch-repeat", "torch-large", "torch-gpu", "synthetic")
+CPU_LOADERS = LOADERS[:5]
+GPU_LOADERS = LOADERS[:6]
 
 
 @dataclass(frozen=True)
@@ -319,6 +324,15 @@ def torch_gpu(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
     return BenchLoader(_forever(epoch), counted, spec.batch_size)
 
 
+def synthetic(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+    generator = torch.Generator(device=spec.device).manual_seed(spec.seed)
+    shape = (spec.effective_batch, 3, spec.image_size, spec.image_size)
+    images = torch.randn(shape, generator=generator, device=spec.device).to(spec.dtype)
+    labels = torch.randint(len(index.classes), (spec.effective_batch,), generator=generator, device=spec.device)
+    batches = iter(lambda: (images, labels), None)
+    return BenchLoader(batches, lambda: (0, 0), 0)
+
+
 def _as_lists(items):
     return [list(column) for column in zip(*items)]
 
@@ -330,4 +344,5 @@ FACTORIES = {
     "torch-repeat": torch_repeat,
     "torch-large": torch_large,
     "torch-gpu": torch_gpu,
+    "synthetic": synthetic,
 }

@@ -253,9 +253,13 @@ def environment() -> Environment:
         except (OSError, subprocess.SubprocessError, IndexError):
             driver = None
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=os.path.dirname(__file__)
-        ).stdout.strip() or None
+        here = os.path.dirname(__file__)
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=here).stdout.strip() or None
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10, cwd=here
+        ).stdout.strip()
+        if sha and changed:
+            sha += "-dirty"  # the code that ran is not exactly this commit
     except (OSError, subprocess.SubprocessError):
         sha = None
     return Environment(

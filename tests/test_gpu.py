@@ -1,0 +1,79 @@
+"""GPU path: nvJPEG ('mixed') decoding, augmentation on the GPU, zero-copy hand-off to torch.
+
+Skipped cleanly where torch.cuda.is_available() is False (see conftest.py).
+"""
+
+from collections import Counter
+
+import pytest
+import torch
+
+from conftest import identify
+from dali_ba import ImageFolderLoader
+
+pytestmark = pytest.mark.gpu
+
+
+def make(root, **kw):
+    args = dict(batch_size=4, aug_repeats=3, image_size=16, device="cuda", seed=3)
+    args.update(kw)
+    return ImageFolderLoader(root, **args)
+
+
+def test_batches_are_on_the_gpu_in_the_replica_contract(color_tree):
+    root, truth = color_tree
+    images, labels = next(iter(make(root)))
+    assert images.is_cuda and labels.is_cuda
+    assert images.shape == (12, 3, 16, 16) and labels.dtype == torch.int64
+    files = identify(images.cpu(), truth)
+    assert all(len(set(files[3 * s : 3 * s + 3])) == 1 for s in range(4))
+    assert not torch.equal(images[0], images[1])
+
+
+def test_every_image_once_per_epoch_on_the_gpu(color_tree):
+    root, truth = color_tree
+    loader = make(root, batch_size=5, aug_repeats=2, drop_last=False, recipe="val")
+    for _ in range(2):
+        counts = Counter(f for images, _ in loader for f in identify(images.cpu(), truth))
+        assert set(counts) == set(truth) and set(counts.values()) == {2}
+
+
+def test_delivered_batches_survive_later_batches(color_tree):
+    root, _ = color_tree
+    loader = make(root, batch_size=3, drop_last=False)
+    kept = [(images, images.clone()) for _ in range(3) for images, _ in loader]
+    torch.cuda.synchronize()
+    assert all(torch.equal(live, copy) for live, copy in kept)
+
+
+def test_gpu_memory_does_not_grow_across_epochs(color_tree):
+    root, _ = color_tree
+    loader = make(root, batch_size=4, aug_repeats=4, image_size=64)
+    used = []
+    for _ in range(6):
+        for images, _ in loader:
+            images.sum().item()
+        torch.cuda.synchronize()
+        free, total = torch.cuda.mem_get_info()
+        used.append(total - free)
+    assert used[-1] <= used[1] + 64 * 2**20, [u / 2**20 for u in used]
+
+
+@pytest.mark.parametrize("recipe", ["imagenet", "cifar", "randaugment", "trivialaugment", "autoaugment", "val"])
+def test_every_recipe_runs_on_the_gpu(color_tree, recipe):
+    root, _ = color_tree
+    images, _ = next(iter(make(root, recipe=recipe, dtype=torch.float16, channels_last=True)))
+    assert images.is_cuda and images.dtype == torch.float16 and torch.isfinite(images).all()
+
+
+def test_bench_runs_gpu_loaders(color_tree, tmp_path):
+    from click.testing import CliRunner
+
+    from dali_ba.cli import main
+
+    root, _ = color_tree
+    result = CliRunner().invoke(main, ["bench", str(root), "-M", "1,2", "-b", "2", "--steps", "3", "--warmup", "1",
+                                       "--image-size", "32", "--model", "resnet18", "--device", "cuda",
+                                       "--loaders", "dali-ba,dali-large,torch-gpu,synthetic"])
+    assert result.exit_code == 0, result.output
+    assert "GPU MiB" in result.output
