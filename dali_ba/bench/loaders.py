@@ -149,7 +149,7 @@ def dali_large(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
             std=[s * 255 for s in IMAGENET_STD],
             mirror=fn.random.coin_flip(),
         )
-        encoded_bytes = fn.shapes(encoded)  # the reader's encoded sizes: what came from storage
+        encoded_bytes = encoded.shape()  # the reader's encoded sizes: what came from storage
         if on_gpu:
             labels = labels.gpu()
         return images, labels, encoded_bytes
