@@ -154,16 +154,6 @@ class ImageFolderLoader:
             on_error=on_error,
             prefetch=prefetch,
         )
-        self._init(root, config)
-
-    @classmethod
-    def from_config(cls, root: str | os.PathLike, config: LoaderConfig) -> "ImageFolderLoader":
-        """Makes a loader from a :class:`LoaderConfig` (what the CLI does)."""
-        loader = cls.__new__(cls)
-        loader._init(root, config)
-        return loader
-
-    def _init(self, root, config: LoaderConfig) -> None:
         self._index = scan_image_folder(root)
         self.device = resolve_device(config.device)
         if config.num_shards is None:

@@ -149,7 +149,6 @@ class Recipe:
         apply: ``apply(images, spec) -> images``, uint8 in and out (see the module docstring).
         mean: Per-channel mean (0-1 scale) that the replicate stage subtracts.
         std: Per-channel standard deviation (0-1 scale) it divides by.
-        random: Whether replicas differ (``False`` only for ``"val"``).
         needs_conditionals: DALI's auto_aug policies need ``enable_conditionals=True``.
     """
 
@@ -157,7 +156,6 @@ class Recipe:
     apply: Callable
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
-    random: bool = True
     needs_conditionals: bool = False
 
 
@@ -169,6 +167,6 @@ RECIPES: dict[str, Recipe] = {
         Recipe("randaugment", _auto_aug(_rand_augment), needs_conditionals=True),
         Recipe("trivialaugment", _auto_aug(_trivial_augment), needs_conditionals=True),
         Recipe("autoaugment", _auto_aug(_auto_augment), needs_conditionals=True),
-        Recipe("val", val, random=False),
+        Recipe("val", val),
     )
 }

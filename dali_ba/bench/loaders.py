@@ -52,6 +52,7 @@ class BenchSpec:
         device: Where the batch must end up.
         workers: DALI threads and DataLoader worker processes.
         seed: Seed of orders and augmentations.
+        channels_last: The model wants channels-last images; loaders that can make them directly do.
     """
 
     batch_size: int
@@ -61,6 +62,7 @@ class BenchSpec:
     device: torch.device
     workers: int
     seed: int = 0
+    channels_last: bool = False
 
     @property
     def effective_batch(self) -> int:
@@ -104,6 +106,7 @@ def dali_ba(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
         dtype=spec.dtype,
         num_threads=spec.workers,
         seed=spec.seed,
+        channels_last=spec.channels_last,
         num_shards=1,
         shard_id=0,
     )

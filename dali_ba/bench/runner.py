@@ -123,6 +123,7 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
         device=device,
         workers=config.workers or _cores(),
         seed=config.seed,
+        channels_last=config.channels_last,
     )
     model = None if config.model == "none" else _ModelStep(config.model, len(index.classes), device, dtype, config.channels_last)
     tree = ProcessTree()
@@ -132,7 +133,7 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
 
         def step():
             images, labels = next(batches)
-            if config.channels_last:
+            if config.channels_last:  # a no-op where the loader already made channels-last images
                 images = images.contiguous(memory_format=torch.channels_last)
             if model is not None:
                 model(images, labels)
