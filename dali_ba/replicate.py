@@ -5,8 +5,7 @@ output per sample, so the M replicas are M branches of the recipe applied to the
 node, stacked on a new leading axis. Each branch owns its random operators, so the replicas
 differ; all share the one decode. The stack is still uint8; one fused crop-mirror-normalize then
 normalizes, casts and transposes all M replicas at once, writing the float output a single time
-(measured on 2 CPU cores, B=32, M=4, 224 px: 5-7% faster per step than normalizing each replica
-and stacking floats).
+instead of once per replica and again when stacking.
 """
 
 from __future__ import annotations
