@@ -1,27 +1,38 @@
 """dali-ba: Batch Augmentation data loading for PyTorch on NVIDIA DALI.
 
 Each step reads and decodes B images once and returns M independently augmented replicas of each
-(Hoffer et al., "Augment your batch", CVPR 2020). Flow: ``dataset`` (which files) -> ``order``
-(which batch) -> ``loader`` (read bytes, feed) -> ``pipeline``: ``decode`` (once) -> ``replicate``
-(M x ``recipes``) -> torch tensors ``[B*M, 3, S, S]``.
+(Hoffer et al., "Augment your batch", CVPR 2020). Flow: ``dataset`` / ``shards`` (which samples) ->
+``order`` (which batch) -> ``reader`` (bytes, read ahead) -> ``feed`` -> ``pipeline``: ``decode``
+(once) -> ``replicate`` (M x ``recipes``) -> torch tensors ``[B*M, 3, S, S]``; ``loader`` walks
+the epochs.
 """
 
 __version__ = "0.1.0"
 
 from .config import LoaderConfig
-from .dataset import IMG_EXTENSIONS, scan_image_folder
+from .dataset import IMG_EXTENSIONS, SampleIndex, read_file_list, scan_image_folder
+from .feed import DecodeError, SkippedFileWarning
 from .imagenet import imagenet_loaders
-from .loader import DecodeError, ImageFolderLoader, SkippedFileWarning
+from .loader import BatchAugmentLoader, FileListLoader, ImageFolderLoader, TarShardLoader
 from .recipes import RECIPES
+from .shards import expand_shards, index_tar_shards, make_shards
 
 __all__ = [
     "IMG_EXTENSIONS",
     "RECIPES",
+    "BatchAugmentLoader",
     "DecodeError",
+    "FileListLoader",
     "ImageFolderLoader",
     "LoaderConfig",
+    "SampleIndex",
     "SkippedFileWarning",
+    "TarShardLoader",
     "__version__",
+    "expand_shards",
     "imagenet_loaders",
+    "index_tar_shards",
+    "make_shards",
+    "read_file_list",
     "scan_image_folder",
 ]

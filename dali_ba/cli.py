@@ -7,13 +7,13 @@ traceback. Tables go to stdout, progress to stderr.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
+from .config import cache_dir
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 DEFAULT_IMAGES = 1000
@@ -38,13 +38,6 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 
 def _names(ctx, param, value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def cache_dir() -> Path:
-    """Where the default data set is kept: ``$DALI_BA_CACHE``, else ``$XDG_CACHE_HOME/dali-ba``, else ``~/.cache/dali-ba``."""
-    if os.environ.get("DALI_BA_CACHE"):
-        return Path(os.environ["DALI_BA_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dali-ba"
 
 
 def _make_dataset(out: Path, images: int, classes: int, seed: int) -> None:
@@ -119,8 +112,6 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
 
     DATA_DIR is an ImageFolder tree; without it, an ImageNet-like set is generated once and cached.
     """
-    import torch
-
     from .bench import report
     from .bench.loaders import CPU_LOADERS, GPU_LOADERS
     from .bench.runner import BenchConfig, environment, run_bench

@@ -1,4 +1,4 @@
-"""Loader options, validated once: the keyword arguments of ``ImageFolderLoader`` and the CLI flags.
+"""Loader options, validated once: the keyword arguments of every loader and the CLI flags.
 
 Every user-facing knob of the loader is a field of :class:`LoaderConfig`; the loader and the CLI
 both build one, so there is a single place where bad values are caught and explained.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -60,6 +61,13 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def cache_dir() -> Path:
+    """Where dali-ba keeps what it makes once: ``$DALI_BA_CACHE``, else ``$XDG_CACHE_HOME/dali-ba``, else ``~/.cache/dali-ba``."""
+    if os.environ.get("DALI_BA_CACHE"):
+        return Path(os.environ["DALI_BA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dali-ba"
+
+
 def default_num_threads(device: torch.device) -> int:
     """DALI CPU threads: every core this process may use, shared among the node's GPU ranks."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -71,7 +79,7 @@ def default_num_threads(device: torch.device) -> int:
 
 @dataclass(frozen=True)
 class LoaderConfig:
-    """Everything that shapes the loader's output; see ``ImageFolderLoader`` for each field."""
+    """Everything that shapes the loader's output; see ``BatchAugmentLoader`` for each field."""
 
     batch_size: int = 256
     aug_repeats: int = 4
@@ -88,12 +96,16 @@ class LoaderConfig:
     num_shards: int | None = None
     on_error: str = "raise"
     prefetch: int = 2
+    read_threads: int = 8
+    read_ahead: int = 2
 
     def __post_init__(self):
         _check_positive_int("batch_size", self.batch_size)
         _check_positive_int("aug_repeats", self.aug_repeats)
         _check_positive_int("image_size", self.image_size)
         _check_positive_int("prefetch", self.prefetch)
+        _check_positive_int("read_threads", self.read_threads)
+        _check_positive_int("read_ahead", self.read_ahead)
         if self.num_threads is not None:
             _check_positive_int("num_threads", self.num_threads)
         if self.recipe not in RECIPES:

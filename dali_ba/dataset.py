@@ -1,9 +1,14 @@
 """Finding the samples: the first stage of the flow, before anything is read or decoded.
 
-``scan_image_folder`` walks a torchvision ``ImageFolder`` layout (one sub-folder per class) and
-returns the file list and labels that the loader feeds to DALI. It follows torchvision's rules
-(classes are the sorted sub-folder names, files are matched by extension case-insensitively and
-sorted), so ``class_to_idx`` is the same as ``torchvision.datasets.ImageFolder`` would give.
+Every source ends in one :class:`SampleIndex`: for each sample, the file that holds its encoded
+image, where in that file the image lies, and its label. The stages after it (order, reader,
+decode) never ask where the index came from:
+
+* ``scan_image_folder`` walks a torchvision ``ImageFolder`` tree (one sub-folder per class),
+  following torchvision's rules, so ``class_to_idx`` is what ``torchvision.datasets.ImageFolder``
+  gives. Each sample is a whole file.
+* ``read_file_list`` reads a ``path label`` list (DALI's ``file_list`` format). Whole files.
+* ``shards.index_tar_shards`` indexes WebDataset tar shards: each sample is a byte range of a tar.
 """
 
 from __future__ import annotations
@@ -19,15 +24,19 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 
 
 @dataclass(frozen=True)
-class ImageFolderIndex:
-    """The samples of one ``ImageFolder`` tree.
+class SampleIndex:
+    """The samples of one data set, wherever they are stored.
 
     Attributes:
-        root: The folder that was scanned.
-        files: Path of every sample, class by class, sorted within a class.
-        labels: ``int64`` array, ``labels[i]`` is the class index of ``files[i]``.
-        classes: Class names (sub-folder names), sorted.
+        root: What was indexed (a folder, a file list, the first tar shard); used in messages.
+        files: The file that holds each sample's encoded image.
+        labels: ``int64`` array, ``labels[i]`` is the class index of sample ``i``.
+        classes: Class names, in label order.
         class_to_idx: Class name -> class index.
+        offsets: ``int64`` byte offset of each image inside its file, or ``None`` when every
+            sample is a whole file.
+        sizes: ``int64`` byte size of each image (with ``offsets``), else ``None``.
+        keys: Each sample's key inside its tar shard (WebDataset's ``__key__``), else ``None``.
     """
 
     root: Path
@@ -35,12 +44,52 @@ class ImageFolderIndex:
     labels: np.ndarray
     classes: tuple[str, ...]
     class_to_idx: dict[str, int]
+    offsets: np.ndarray | None = None
+    sizes: np.ndarray | None = None
+    keys: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.files)
 
+    def name(self, i: int) -> str:
+        """A unique, readable name of sample ``i``: its path, or ``shard.tar:key`` inside a tar."""
+        return self.files[i] if self.keys is None else f"{self.files[i]}:{self.keys[i]}"
 
-def scan_image_folder(root: str | os.PathLike) -> ImageFolderIndex:
+    def describe(self, i: int) -> str:
+        """Sample ``i`` as an error message names it."""
+        if self.keys is None:
+            return f"image file {self.files[i]!r}"
+        return f"sample {self.keys[i]!r} in tar shard {self.files[i]!r}"
+
+    def read(self, i: int) -> np.ndarray:
+        """The encoded bytes of sample ``i`` (1-D uint8), read with one call.
+
+        Raises:
+            OSError: The file cannot be read (``FileNotFoundError`` names it), or a shard is
+                shorter than its index says (it changed after indexing).
+        """
+        if self.offsets is None:
+            return np.fromfile(self.files[i], dtype=np.uint8)
+        size, offset = int(self.sizes[i]), int(self.offsets[i])
+        data = np.empty(size, dtype=np.uint8)
+        fd = os.open(self.files[i], os.O_RDONLY)
+        try:
+            got = os.preadv(fd, [data], offset)
+        finally:
+            os.close(fd)
+        if got != size:
+            raise OSError(
+                f"could not read {self.describe(i)}: expected {size} bytes at offset {offset}, got {got}; "
+                f"the shard is shorter than when it was indexed"
+            )
+        return data
+
+
+#: The name this index had when ImageFolder was its only source.
+ImageFolderIndex = SampleIndex
+
+
+def scan_image_folder(root: str | os.PathLike) -> SampleIndex:
     """Lists the images under ``root/<class>/...``.
 
     Sub-folders of a class folder are searched too, and symbolic links are followed, as
@@ -79,7 +128,7 @@ def scan_image_folder(root: str | os.PathLike) -> ImageFolderIndex:
             f"no images found under {str(root)!r} in {len(classes)} class folder(s); "
             f"looked for files ending in {', '.join(IMG_EXTENSIONS)} (any case)"
         )
-    return ImageFolderIndex(
+    return SampleIndex(
         root=root,
         files=tuple(files),
         labels=np.asarray(labels, dtype=np.int64),
@@ -93,3 +142,47 @@ def _images_under(folder: Path):
         for filename in filenames:
             if filename.lower().endswith(IMG_EXTENSIONS):
                 yield os.path.join(dirpath, filename)
+
+
+def read_file_list(file_list: str | os.PathLike, *, file_root: str | os.PathLike | None = None) -> SampleIndex:
+    """Reads a ``path label`` list, one sample per line (DALI's ``file_list`` format).
+
+    Blank lines and lines starting with ``#`` are ignored. The path is everything before the last
+    run of whitespace, so paths may contain spaces. Relative paths are taken from ``file_root``
+    (default: the list's folder). Labels are integers >= 0; classes are named ``"0"``, ``"1"``, ...
+
+    Raises:
+        FileNotFoundError: The list is missing.
+        ValueError: A line has no label or a label that is not an integer >= 0 (line number
+            given), or the list names no sample.
+    """
+    file_list = Path(file_list).expanduser()
+    if not file_list.is_file():
+        raise FileNotFoundError(f"file list {str(file_list)!r} does not exist")
+    base = Path(file_root).expanduser() if file_root is not None else file_list.parent
+    files, labels = [], []
+    with open(file_list, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.rsplit(maxsplit=1)
+            if len(parts) != 2 or not parts[1].isdigit():
+                raise ValueError(
+                    f"{str(file_list)!r} line {number}: expected '<path> <label>' with an integer label >= 0, but got {line!r}"
+                )
+            files.append(str(base / parts[0]))
+            labels.append(int(parts[1]))
+    if not files:
+        raise ValueError(f"file list {str(file_list)!r} names no sample; expected lines of '<path> <label>'")
+    return indexed_by_label(root=file_list, files=files, labels=labels)
+
+
+def indexed_by_label(*, root, files, labels, **where) -> SampleIndex:
+    """A :class:`SampleIndex` whose classes are the integer labels, named ``"0"``, ``"1"``, ..."""
+    labels = np.asarray(labels, dtype=np.int64)
+    classes = tuple(str(c) for c in range(int(labels.max()) + 1)) if labels.size else ()
+    return SampleIndex(
+        root=Path(root), files=tuple(files), labels=labels, classes=classes,
+        class_to_idx={name: c for c, name in enumerate(classes)}, **where,
+    )

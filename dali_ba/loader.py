@@ -1,74 +1,41 @@
-"""The PyTorch-facing loader: reads the files of each batch, feeds DALI, hands torch tensors on.
+"""The PyTorch-facing loader: epochs, shards and resume over any sample index.
 
-This is the last stage of the flow: file index (``dataset.py``) and epoch plan (``order.py``) say
-which files a step reads; the loader reads their bytes (once), feeds them to the pipeline
-(``pipeline.py``: decode once, M augmented replicas) and returns ``[B*M, ...]`` torch tensors.
+The last stage of the flow. The index (``dataset.py``, ``shards.py``) says what the samples are,
+the epoch plan (``order.py``) which of them each step takes; the loader walks the plan epoch by
+epoch, hands each epoch to the feed (``feed.py``: read ahead, decode once, M replicas, torch
+tensors) and remembers how far it got, so that a checkpoint can resume mid-epoch exactly.
 
-It keeps up to ``prefetch`` batches in flight, so DALI decodes and augments the next batches while
-the model trains on the current one, and it remembers which files each in-flight batch holds, so
-that a file DALI cannot decode is named in the error (or skipped with a warning naming it).
+``BatchAugmentLoader`` takes a ready :class:`SampleIndex`; ``ImageFolderLoader``,
+``TarShardLoader`` and ``FileListLoader`` build one from a folder, tar shards or a file list and
+take the same keyword options.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-import warnings
-from collections import deque
-from dataclasses import dataclass, replace
+import weakref
+from dataclasses import replace
 
 import numpy as np
 import torch
-from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import types
 
 from .config import LoaderConfig, default_num_threads, resolve_device
-from .dataset import scan_image_folder
+from .dataset import SampleIndex, read_file_list, scan_image_folder
 from .distributed import detect_shard, shared_seed
+from .feed import Feed, IOStats
 from .order import EpochPlan
 from .pipeline import build_pipeline
+from .reader import Batch, ReadAhead
 from .recipes import RECIPES, OutputSpec
+from .shards import index_tar_shards
 
 _DALI_DTYPES = {torch.float32: types.FLOAT, torch.float16: types.FLOAT16}
 STATE_VERSION = 1
 
 
-class DecodeError(RuntimeError):
-    """A file could not be decoded. ``path`` names it."""
-
-    def __init__(self, path: str, reason: str):
-        super().__init__(f"could not decode image file {path!r}: {reason}")
-        self.path = path
-
-
-class SkippedFileWarning(UserWarning):
-    """A file was left out of the epoch because it could not be decoded (``on_error="skip"``)."""
-
-
-@dataclass
-class IOStats:
-    """What the loader has read from storage since it was made.
-
-    Attributes:
-        files_read: Encoded files read, which is also the number of JPEG decodes.
-        bytes_read: Encoded bytes read.
-        batches: Batches delivered.
-    """
-
-    files_read: int = 0
-    bytes_read: int = 0
-    batches: int = 0
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """One batch in flight: its position in the epoch and the samples it holds."""
-
-    number: int
-    indices: np.ndarray
-
-
-class ImageFolderLoader:
-    """Batch-augmentation loader over a torchvision ``ImageFolder`` tree.
+class BatchAugmentLoader:
+    """Batch-augmentation loader over a :class:`SampleIndex` (the sources below build one).
 
     Each step reads and decodes ``batch_size`` (B) images once and returns ``aug_repeats`` (M)
     independently augmented replicas of each.
@@ -89,8 +56,12 @@ class ImageFolderLoader:
     when torch.distributed is initialized or ``RANK``/``WORLD_SIZE`` are set (torchrun). Shards are
     disjoint and together cover the data set; a sample's M replicas stay on one rank.
 
+    **Reading.** The samples of the next ``read_ahead`` batches are read by ``read_threads``
+    threads while DALI decodes and the model trains, so the training thread waits on storage only
+    when storage cannot keep up (``loader.io.read_wait_s`` counts that wait).
+
     Args:
-        root: Folder with one sub-folder per class (torchvision ``ImageFolder`` layout).
+        index: The samples.
         batch_size: B, unique images per step (per shard).
         aug_repeats: M, augmented replicas of each image per step.
         recipe: ``"imagenet"``, ``"cifar"``, ``"randaugment"``, ``"trivialaugment"``,
@@ -110,16 +81,17 @@ class ImageFolderLoader:
             :class:`DecodeError` naming it; ``"skip"`` leaves it out (its batch is one smaller)
             with a :class:`SkippedFileWarning` naming it.
         prefetch: Batches decoded ahead of the one being consumed.
+        read_threads: Threads reading samples from storage.
+        read_ahead: Batches read ahead of the one DALI takes next (bounds the memory of reads).
 
     Raises:
-        FileNotFoundError: ``root`` does not exist.
-        ValueError: No class folders or images under ``root``, or an option out of range.
+        ValueError: An option out of range, or a batch larger than the shard with ``drop_last``.
         TypeError: An integer option is not an int.
     """
 
     def __init__(
         self,
-        root: str | os.PathLike,
+        index: SampleIndex,
         *,
         batch_size: int = 256,
         aug_repeats: int = 4,
@@ -136,6 +108,8 @@ class ImageFolderLoader:
         num_shards: int | None = None,
         on_error: str = "raise",
         prefetch: int = 2,
+        read_threads: int = 8,
+        read_ahead: int = 2,
     ):
         config = LoaderConfig(
             batch_size=batch_size,
@@ -153,8 +127,10 @@ class ImageFolderLoader:
             num_shards=num_shards,
             on_error=on_error,
             prefetch=prefetch,
+            read_threads=read_threads,
+            read_ahead=read_ahead,
         )
-        self._index = scan_image_folder(root)
+        self._index = index
         self.device = resolve_device(config.device)
         if config.num_shards is None:
             shard_id, num_shards = detect_shard()
@@ -183,16 +159,21 @@ class ImageFolderLoader:
         self._num_threads = config.num_threads or default_num_threads(self.device)
         # Augmentation draws differ per shard; the order (plan) is shared.
         self._dali_seed = int(np.random.SeedSequence([seed, shard_id]).generate_state(1)[0] % 2**31)
-        self._source = iter(())
-        self._in_flight: deque[_Batch] = deque()
-        self._pipe = self._build_pipeline()
-        self._skipped: set[int] = set()
+        self._feed = Feed(
+            index,
+            build=self._build_pipeline,
+            reader=ReadAhead(index.read, threads=config.read_threads, depth=config.read_ahead),
+            on_error=config.on_error,
+            device=self.device,
+            channels_last=config.channels_last,
+        )
+        # Reader threads end when the loader is collected, or at exit.
+        weakref.finalize(self, self._feed.close)
         self._next_epoch = 0
         self._resume_batch = 0
         self._epoch: int | None = None
         self._delivered = 0
         self._generation = 0
-        self.io = IOStats()
 
     # -- what the training loop sees -------------------------------------------------------------
 
@@ -213,16 +194,16 @@ class ImageFolderLoader:
 
     @property
     def files(self) -> tuple[str, ...]:
-        """Every file of the data set (all shards), in label order."""
+        """The file holding each sample of the data set (all shards), in index order."""
         return self._index.files
 
     @property
     def dataset(self):
-        """The file index (``len``, ``classes``, ``class_to_idx``), where a DataLoader has its dataset."""
+        """The sample index (``len``, ``classes``, ``class_to_idx``), where a DataLoader has its dataset."""
         return self._index
 
     @property
-    def sampler(self) -> "ImageFolderLoader":
+    def sampler(self) -> "BatchAugmentLoader":
         """The loader itself, so that ``loader.sampler.set_epoch(epoch)`` works as with a DistributedSampler."""
         return self
 
@@ -247,7 +228,7 @@ class ImageFolderLoader:
         self._next_epoch = epoch
 
     def __iter__(self):
-        self._abandon_in_flight()
+        self._feed.stop()
         self._generation += 1
         epoch, start = self._next_epoch, self._resume_batch
         self._epoch, self._delivered = epoch, start
@@ -277,7 +258,7 @@ class ImageFolderLoader:
             "drop_last": self.config.drop_last,
             "shard_id": self.config.shard_id,
             "num_shards": self.config.num_shards,
-            "skipped_files": sorted(self._index.files[i] for i in self._skipped),
+            "skipped_files": sorted(self._index.name(i) for i in self._feed.skipped),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -301,20 +282,26 @@ class ImageFolderLoader:
                 )
         if not 0 <= state["batch"] <= len(self):
             raise ValueError(f"cannot resume: saved batch {state['batch']} is outside this epoch's {len(self)} batches")
-        self._abandon_in_flight()
+        self._feed.stop()
         self._generation += 1
         self.config = replace(self.config, seed=state["seed"])
         self._plan = replace(self._plan, seed=state["seed"])
-        position = {path: i for i, path in enumerate(self._index.files)}
-        self._skipped = {position[path] for path in state["skipped_files"] if path in position}
+        skipped = set(state["skipped_files"])
+        self._feed.skipped = {i for i in range(len(self._index)) if self._index.name(i) in skipped} if skipped else set()
         self._epoch = None
         self._next_epoch, self._resume_batch = state["epoch"], state["batch"]
 
-    # -- the feed loop ---------------------------------------------------------------------------
 
-    def _build_pipeline(self):
+    @property
+    def io(self) -> IOStats:
+        """What has been read so far: files, bytes, batches, and the time spent waiting on reads."""
+        return self._feed.io
+
+    # -- the epoch loop --------------------------------------------------------------------------
+
+    def _build_pipeline(self, source):
         return build_pipeline(
-            source=self._next_input,
+            source=source,
             recipe=RECIPES[self.config.recipe],
             aug_repeats=self.config.aug_repeats,
             spec=self._spec,
@@ -326,135 +313,64 @@ class ImageFolderLoader:
         )
 
     def _run_epoch(self, epoch: int, start: int, generation: int):
-        self._source = (
-            _Batch(number, indices) for number, indices in enumerate(self._plan.batches(epoch, start), start=start)
-        )
-        self._pipe.reset()
-        self._pipe.schedule_run()  # the first call fills DALI's prefetch queue
+        self._feed.start(Batch(n, indices) for n, indices in enumerate(self._plan.batches(epoch, start), start=start))
         while True:
             if generation != self._generation:
                 raise RuntimeError("this iterator was superseded by a newer iter(loader) or load_state_dict(); iterate the new one")
             try:
-                outputs = self._next_outputs()
+                batch, images, labels = self._feed.next()
             except StopIteration:
                 return
-            batch = self._in_flight.popleft()
-            images, labels = self._to_torch(outputs)
-            self._pipe.schedule_run()  # DALI works on the next batch while the model takes this one
             self._delivered = batch.number + 1
-            self.io.batches += 1
             yield images, labels
 
-    def _next_input(self):
-        """DALI's input callback: reads the files of the next batch of the epoch, once."""
-        for batch in self._source:
-            if self._skipped:
-                kept = [i for i in batch.indices if i not in self._skipped]
-                batch = _Batch(batch.number, np.asarray(kept, dtype=np.int64))
-            if len(batch.indices):
-                break
-        else:
-            raise StopIteration
-        encoded = [np.fromfile(self._index.files[i], dtype=np.uint8) for i in batch.indices]
-        self._in_flight.append(batch)
-        self.io.files_read += len(encoded)
-        self.io.bytes_read += sum(e.nbytes for e in encoded)
-        return encoded, self._index.labels[batch.indices]
 
-    def _next_outputs(self):
-        """Outputs of the oldest batch in flight; a decode failure is named, or skipped and re-fed.
+class ImageFolderLoader(BatchAugmentLoader):
+    """Batch-augmentation loader over a torchvision ``ImageFolder`` tree (``root/<class>/<image>``).
 
-        Raises:
-            StopIteration: The epoch has no batch left.
-            DecodeError: A file of a batch in flight cannot be decoded (``on_error="raise"``).
-        """
-        while True:
-            try:
-                # On CUDA the outputs are ordered on torch's current stream, so using them is safe.
-                return self._pipe.outputs(cuda_stream=self._cuda_stream())
-            except RuntimeError as err:
-                failed = list(self._in_flight)
-                bad = find_undecodable(self._index.files[i] for b in failed for i in b.indices)
-                if not bad:
-                    raise
-                if self.config.on_error == "raise":
-                    raise DecodeError(bad[0][0], bad[0][1]) from err
-                for path, reason in bad:
-                    warnings.warn(f"skipping {path!r}: could not decode it ({reason})", SkippedFileWarning, stacklevel=4)
-                position = {path: i for i, path in enumerate(self._index.files)}
-                self._skipped.update(position[path] for path, _ in bad)
-                # A pipeline that failed is not trusted again: build a new one and re-feed the
-                # batches it held (without the bad files) before the rest of the epoch.
-                self._in_flight.clear()
-                self._source = itertools.chain(failed, self._source)
-                self._pipe = self._build_pipeline()
-                self._pipe.schedule_run()
+    Classes and labels are what ``torchvision.datasets.ImageFolder(root)`` gives. The keyword
+    options and the batches are those of :class:`BatchAugmentLoader`.
 
-    def _cuda_stream(self):
-        return torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
-
-    def _abandon_in_flight(self) -> None:
-        """Drops batches decoded ahead for an epoch that was left before its end."""
-        if not self._in_flight:
-            return
-        try:
-            while True:
-                self._pipe.outputs()
-        except StopIteration:
-            pass
-        except RuntimeError:
-            self._pipe = self._build_pipeline()
-        self._in_flight.clear()
-
-    def _to_torch(self, outputs):
-        """Hands DALI's ``[B, M, ...]`` outputs to torch without a copy, viewed as ``[B*M, ...]``.
-
-        DALI's dynamic executor allocates every batch's outputs anew (nothing is recycled), so torch
-        can own them through DLPack; the memory lives as long as the returned tensors do.
-        """
-        images_dali, labels_dali = outputs
-        images = torch.from_dlpack(images_dali.as_tensor()).flatten(0, 1)
-        labels = torch.from_dlpack(labels_dali.as_tensor()).view(-1)
-        if self.config.channels_last:
-            images = images.permute(0, 3, 1, 2)  # [N, H, W, C] memory viewed as NCHW, channels-last strides
-        return images, labels
-
-
-def find_undecodable(paths) -> list[tuple[str, str]]:
-    """Decodes each file alone on the CPU; returns ``(path, reason)`` for those that fail.
-
-    Used only after a batch failed, because DALI's error does not say which of its files broke it.
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: No class folders or images under ``root``, or an option out of range.
     """
-    bad = []
-    pipe = None
-    for path in paths:
-        if pipe is None:
-            pipe = _probe_pipeline()
-        try:
-            data = np.fromfile(path, dtype=np.uint8)
-            if data.size == 0:
-                bad.append((path, "the file is empty"))
-                continue
-            pipe.feed_input("encoded", [data])
-            pipe.schedule_run()
-            pipe.outputs()
-        except (RuntimeError, OSError) as err:
-            bad.append((path, _first_line(err)))
-            pipe = None  # a pipeline that raised is rebuilt before the next file
-    return bad
+
+    def __init__(self, root: str | os.PathLike, **options):
+        LoaderConfig(**options)  # bad options fail before any data is scanned
+        super().__init__(scan_image_folder(root), **options)
 
 
-def _first_line(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    useful = [line for line in lines if "failure" in line.lower() or "error" in line.lower()]
-    return (useful[-1] if useful else lines[-1] if lines else type(err).__name__)[:200]
+class TarShardLoader(BatchAugmentLoader):
+    """Batch-augmentation loader over WebDataset tar shards.
+
+    ``shards`` is a list of ``.tar`` paths or a pattern: brace ranges as WebDataset writes them
+    (``"/data/train-{000000..000146}.tar"``) and globs. A sample is the group of members that share
+    a key; its image is the ``jpg``/``jpeg``/``png``/``webp`` member, its label the ``cls`` member
+    (an integer in text). The shards are indexed once (cached under ``cache_dir()/tar-index``) and
+    each image is read with one positioned read, so epochs are exact permutations over all samples
+    of all shards, as with :class:`ImageFolderLoader`. Errors name the shard and the key.
+
+    Raises:
+        FileNotFoundError: A shard is missing or a pattern matches nothing.
+        ValueError: A sample has no image, no label or a label that is not an integer >= 0.
+    """
+
+    def __init__(self, shards, **options):
+        LoaderConfig(**options)  # bad options fail before any data is scanned
+        super().__init__(index_tar_shards(shards), **options)
 
 
-def _probe_pipeline():
-    @pipeline_def(batch_size=1, num_threads=1, device_id=None, prefetch_queue_depth=1)
-    def probe():
-        return fn.decoders.image(fn.external_source(name="encoded", dtype=types.UINT8, ndim=1), device="cpu")
+class FileListLoader(BatchAugmentLoader):
+    """Batch-augmentation loader over a ``path label`` file list (DALI's ``file_list`` format).
 
-    pipe = probe()
-    pipe.build()
-    return pipe
+    Relative paths are taken from ``file_root`` (default: the list's folder).
+
+    Raises:
+        FileNotFoundError: The list is missing.
+        ValueError: A malformed line (its number is given).
+    """
+
+    def __init__(self, file_list: str | os.PathLike, *, file_root: str | os.PathLike | None = None, **options):
+        LoaderConfig(**options)  # bad options fail before any data is scanned
+        super().__init__(read_file_list(file_list, file_root=file_root), **options)

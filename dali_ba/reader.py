@@ -1,0 +1,112 @@
+"""Read stage: the encoded bytes of the batches to come, read ahead on a pool of threads.
+
+Sits between the epoch plan (``order.py``: which samples, batch by batch) and the DALI feed
+(``feed.py``). DALI calls the feed's input callback in the training process's Python thread, so a
+read done there is a wait in the training step. Here every file of the next ``depth`` batches is
+read by ``threads`` reader threads (file reads release the GIL), so storage latency overlaps with
+decoding and training, and the callback only collects bytes that are, most of the time, already
+there. The time it still waits is counted in :attr:`ReadAhead.wait_s`.
+
+Reading ahead is bounded: at most ``depth`` batches are queued or being read. Each read opens,
+reads and closes its file, so no file handle outlives a read; :meth:`ReadAhead.cancel` drops what
+is queued (an epoch left early), and :meth:`ReadAhead.close` also ends the threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of the epoch: its position (0-based) and the sample indices it holds."""
+
+    number: int
+    indices: np.ndarray
+
+
+class ReadAhead:
+    """Reads the samples of upcoming batches on ``threads`` threads, ``depth`` batches ahead.
+
+    Args:
+        read: ``read(i) -> 1-D uint8 array``, the encoded bytes of sample ``i``; it raises an
+            ``OSError`` naming the file when it cannot read it.
+        threads: Reader threads.
+        depth: Batches read ahead of the one being taken.
+    """
+
+    def __init__(self, read: Callable[[int], np.ndarray], *, threads: int, depth: int):
+        self._read = read
+        self._threads = threads
+        self._depth = depth
+        self._pool: ThreadPoolExecutor | None = None
+        self._queue: deque[tuple[Batch, list[Future]]] = deque()
+        self._batches: Iterator[Batch] = iter(())
+        self.wait_s = 0.0
+
+    def start(self, batches: Iterable[Batch]) -> None:
+        """Starts reading ``batches`` (after dropping whatever was queued before)."""
+        self.cancel()
+        self._batches = iter(batches)
+        self._fill()
+
+    def take(self) -> tuple[Batch, list[np.ndarray]]:
+        """The next batch and its samples' bytes, waiting for reads still under way.
+
+        Raises:
+            StopIteration: No batch is left.
+            OSError: A file of this batch could not be read (the reads of this batch are dropped).
+        """
+        if not self._queue:
+            raise StopIteration
+        batch, futures = self._queue.popleft()
+        started = time.perf_counter()
+        try:
+            encoded = [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            self.wait_s += time.perf_counter() - started
+        self._fill()
+        return batch, encoded
+
+    def cancel(self) -> Iterator[Batch]:
+        """Stops reading ahead. Returns the batches not taken yet, queued ones first, in order."""
+        queued = []
+        for batch, futures in self._queue:
+            for future in futures:
+                future.cancel()
+            queued.append(batch)
+        self._queue.clear()
+        rest, self._batches = self._batches, iter(())
+        return itertools.chain(queued, rest)
+
+    def close(self) -> None:
+        """Cancels all reads and ends the reader threads (waiting for reads already running)."""
+        self.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    @property
+    def reading(self) -> bool:
+        """Whether reader threads are alive (made on first use, ended by :meth:`close`)."""
+        return self._pool is not None
+
+    def _fill(self) -> None:
+        while len(self._queue) < self._depth:
+            batch = next(self._batches, None)
+            if batch is None:
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="dali-ba-reader")
+            self._queue.append((batch, [self._pool.submit(self._read, int(i)) for i in batch.indices]))
