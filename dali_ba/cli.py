@@ -85,6 +85,34 @@ def make_dataset_command(out: Path, images: int, classes: int, seed: int):
     click.echo(dataset_stats(out).summary())
 
 
+@main.command("make-shards")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--shard-size", default=1000, show_default=True, help="Samples per tar shard.")
+@click.option("--prefix", default="shard", show_default=True, help="Shards are named PREFIX-000000.tar, ...")
+@click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Spread the samples over the shards in random order.")
+@click.option("--seed", default=0, show_default=True, help="Seed of that order.")
+def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuffle: bool, seed: int):
+    """Write the ImageFolder tree SRC as WebDataset tar shards in OUT.
+
+    Each image keeps its bytes as <key>.<ext>; its class index goes in <key>.cls. Read them back
+    with dali_ba.TarShardLoader("OUT/PREFIX-{000000..NNNNNN}.tar").
+    """
+    from .dataset import scan_image_folder
+    from .shards import make_shards
+
+    try:
+        index = scan_image_folder(src)
+        with click.progressbar(length=len(index), label=f"writing {len(index)} samples to {out}", file=sys.stderr) as bar:
+            shards = make_shards(index, out, shard_size=shard_size, prefix=prefix, shuffle=shuffle, seed=seed,
+                                 progress=bar.update)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
+        raise UsageProblem(str(err)) from None
+    last = len(shards) - 1
+    click.echo(f"wrote {len(shards)} shard(s), {len(index)} samples, {len(index.classes)} classes: "
+               f"{out / prefix}-{{{0:06d}..{last:06d}}}.tar")
+
+
 @main.command("bench")
 @click.argument("data_dir", required=False, type=click.Path(path_type=Path))
 @click.option("-M", "--aug-repeats", default="1,2,4,8", show_default=True, callback=_int_list, help="M values, comma-separated.")

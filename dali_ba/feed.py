@@ -59,7 +59,7 @@ class Feed:
 
     Args:
         index: The samples.
-        build: ``build(source) -> built DALI pipeline`` whose input callback is ``source``.
+        build: ``build(source=callback) -> built DALI pipeline`` fed by ``callback``.
         reader: Reads the samples of the batches to come.
         on_error: ``"raise"`` or ``"skip"`` for samples that cannot be decoded.
         device: Where the outputs live (torch's current stream orders their use on CUDA).
@@ -75,7 +75,7 @@ class Feed:
         self._device = device
         self._channels_last = channels_last
         self._in_flight: deque[Batch] = deque()
-        self._pipe = build(self._next_input)
+        self._pipe = build(source=self._next_input)
         #: Samples left out because they could not be decoded (``on_error="skip"``).
         self.skipped: set[int] = set()
         self.io = IOStats()
@@ -112,7 +112,7 @@ class Feed:
             except StopIteration:
                 pass
             except (RuntimeError, OSError):
-                self._pipe = self._build(self._next_input)
+                self._pipe = self._build(source=self._next_input)
             self._in_flight.clear()
 
     def close(self) -> None:
@@ -158,7 +158,7 @@ class Feed:
                 # batches it held (without the bad samples) before the rest of the epoch.
                 self._in_flight.clear()
                 self._reader.start(self._without_skipped(itertools.chain(failed, self._reader.cancel())))
-                self._pipe = self._build(self._next_input)
+                self._pipe = self._build(source=self._next_input)
                 self._pipe.schedule_run()
 
     def _cuda_stream(self):

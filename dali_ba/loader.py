@@ -12,6 +12,7 @@ take the same keyword options.
 
 from __future__ import annotations
 
+import functools
 import os
 import weakref
 from dataclasses import replace
@@ -161,7 +162,19 @@ class BatchAugmentLoader:
         self._dali_seed = int(np.random.SeedSequence([seed, shard_id]).generate_state(1)[0] % 2**31)
         self._feed = Feed(
             index,
-            build=self._build_pipeline,
+            # A plain function, not a bound method: the feed must not keep the loader alive, so that
+            # dropping the loader ends its reader threads at once (weakref.finalize below).
+            build=functools.partial(
+                build_pipeline,
+                recipe=RECIPES[config.recipe],
+                aug_repeats=config.aug_repeats,
+                spec=self._spec,
+                batch_size=config.batch_size,
+                device_id=self.device.index if self.device.type == "cuda" else None,
+                num_threads=self._num_threads,
+                seed=self._dali_seed,
+                prefetch_queue_depth=config.prefetch,
+            ),
             reader=ReadAhead(index.read, threads=config.read_threads, depth=config.read_ahead),
             on_error=config.on_error,
             device=self.device,
@@ -298,19 +311,6 @@ class BatchAugmentLoader:
         return self._feed.io
 
     # -- the epoch loop --------------------------------------------------------------------------
-
-    def _build_pipeline(self, source):
-        return build_pipeline(
-            source=source,
-            recipe=RECIPES[self.config.recipe],
-            aug_repeats=self.config.aug_repeats,
-            spec=self._spec,
-            batch_size=self.config.batch_size,
-            device_id=self.device.index if self.device.type == "cuda" else None,
-            num_threads=self._num_threads,
-            seed=self._dali_seed,
-            prefetch_queue_depth=self.config.prefetch,
-        )
 
     def _run_epoch(self, epoch: int, start: int, generation: int):
         self._feed.start(Batch(n, indices) for n, indices in enumerate(self._plan.batches(epoch, start), start=start))

@@ -1,0 +1,107 @@
+"""The read stage: reads ahead in threads, bounded, and leaves nothing behind."""
+
+import faulthandler
+import gc
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from dali_ba import ImageFolderLoader
+from dali_ba.reader import Batch, ReadAhead
+
+
+def reader_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("dali-ba-reader")]
+
+
+def open_files():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(autouse=True)
+def no_hang():
+    faulthandler.dump_traceback_later(120, exit=True)  # a hang fails the run instead of stalling it
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+def batches(count, size):
+    return [Batch(n, np.arange(n * size, (n + 1) * size)) for n in range(count)]
+
+
+def test_reads_run_ahead_but_only_depth_batches_ahead():
+    requested, lock = [], threading.Lock()
+
+    def read(i):
+        with lock:
+            requested.append(i)
+        return np.full(3, i, dtype=np.uint8)
+
+    reader = ReadAhead(read, threads=4, depth=2)
+    reader.start(batches(5, 4))
+    deadline = time.monotonic() + 10
+    while len(requested) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert sorted(requested) == list(range(8)), "the first two batches are read before anyone asks"
+    batch, encoded = reader.take()
+    assert batch.number == 0 and [int(e[0]) for e in encoded] == [0, 1, 2, 3]
+    reader.close()
+    assert sorted(requested)[:12] == list(range(12)) and len(requested) <= 12
+
+
+def test_time_waiting_for_a_slow_read_is_counted():
+    reader = ReadAhead(lambda i: (time.sleep(0.3), np.zeros(1, np.uint8))[1], threads=1, depth=1)
+    reader.start(batches(1, 1))
+    reader.take()
+    assert reader.wait_s >= 0.1
+    reader.close()
+
+
+def test_read_error_surfaces_in_take_and_the_reader_goes_on():
+    def read(i):
+        if i == 2:
+            raise FileNotFoundError(2, "No such file or directory", f"/data/img{i}.jpg")
+        return np.zeros(1, np.uint8)
+
+    reader = ReadAhead(read, threads=2, depth=2)
+    reader.start(batches(3, 2))
+    reader.take()
+    with pytest.raises(FileNotFoundError, match="img2.jpg"):
+        reader.take()
+    assert reader.take()[0].number == 2
+    reader.close()
+    assert not reader.reading
+
+
+def test_leaving_epochs_early_leaves_no_thread_and_no_open_file(color_tree):
+    root, _ = color_tree
+    gc.collect()
+    others = set(reader_threads())  # readers of loaders that other tests left to the collector
+    loader = ImageFolderLoader(root, batch_size=3, aug_repeats=1, image_size=16, device="cpu", read_threads=3, seed=0)
+    next(iter(loader))
+    files_before = open_files()
+    for _ in range(15):
+        for i, _batch in enumerate(loader):
+            if i == 1:
+                break
+    assert len(set(reader_threads()) - others) <= 3
+    assert open_files() <= files_before
+    del loader, _batch
+    assert set(reader_threads()) <= others, "reader threads end as soon as the loader is dropped"
+
+
+def test_file_removed_mid_epoch_is_an_error_naming_it(color_tree):
+    root, truth = color_tree
+    loader = ImageFolderLoader(root, batch_size=4, aug_repeats=1, image_size=16, device="cpu", shuffle=False,
+                               drop_last=False, read_ahead=1, prefetch=1)
+    epoch = iter(loader)
+    next(epoch)
+    victim = sorted(truth)[-1]  # read in the last batch, long after the first
+    os.remove(victim)
+    with pytest.raises(FileNotFoundError, match=os.path.basename(victim)):
+        for _ in epoch:
+            pass
