@@ -98,6 +98,7 @@ class LoaderConfig:
     prefetch: int = 2
     read_threads: int = 8
     read_ahead: int = 2
+    roi_decode: bool = True
 
     def __post_init__(self):
         _check_positive_int("batch_size", self.batch_size)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from nvidia.dali import fn, types
 
+from .windows import Window
+
 # nvJPEG allocates its scratch buffers on demand and grows them when a larger image arrives;
 # each growth is a synchronizing cudaMalloc. NVIDIA's ResNet-50 example pre-pads the device and
 # pinned host buffers and pre-sizes the hardware decoder for the largest ImageNet image
@@ -20,28 +22,39 @@ PREALLOCATE_HEIGHT_HINT = 6430
 # Share of JPEGs sent to the hardware decoder (A100/H100 have one); the CUDA decoder takes the
 # rest, so both run at once. 0.65 is NVIDIA's example's value.
 HW_DECODER_LOAD = 0.65
+GPU_OPTIONS = dict(
+    device_memory_padding=DEVICE_MEMORY_PADDING,
+    host_memory_padding=HOST_MEMORY_PADDING,
+    preallocate_width_hint=PREALLOCATE_WIDTH_HINT,
+    preallocate_height_hint=PREALLOCATE_HEIGHT_HINT,
+    hw_decoder_load=HW_DECODER_LOAD,
+)
 
 
-def decode(encoded, *, on_gpu: bool):
-    """Decodes a batch of encoded images.
+def decode(encoded, *, on_gpu: bool, region: Window | None = None):
+    """Decodes a batch of encoded images, whole or only a region of each.
 
     Args:
         encoded: DALI node, 1-D uint8 tensors (whole files), on the CPU.
         on_gpu: Decode with nvJPEG (``mixed``) into GPU memory instead of on the CPU.
+        region: Decode only this window of each image (``windows.py``). JPEG decoders then skip
+            the blocks outside it (libjpeg-turbo's cropped decoding on the CPU, nvJPEG's ROI on
+            the GPU); other formats are decoded whole and cut.
 
     Returns:
-        DALI node of uint8 images, layout ``HWC``, 3 channels (grayscale, CMYK and palette images
-        are converted to RGB), on the GPU if ``on_gpu`` else on the CPU.
+        DALI node of uint8 images (or regions), layout ``HWC``, 3 channels (grayscale, CMYK and
+        palette images are converted to RGB), on the GPU if ``on_gpu`` else on the CPU.
     """
-    if not on_gpu:
-        return fn.decoders.image(encoded, device="cpu", output_type=types.RGB)
-    return fn.decoders.image(
+    options = dict(device="mixed", **GPU_OPTIONS) if on_gpu else dict(device="cpu")
+    if region is None:
+        return fn.decoders.image(encoded, output_type=types.RGB, **options)
+    return fn.decoders.image_slice(
         encoded,
-        device="mixed",
+        region.start,
+        region.size,
+        axis_names="HW",
+        normalized_anchor=False,
+        normalized_shape=False,
         output_type=types.RGB,
-        device_memory_padding=DEVICE_MEMORY_PADDING,
-        host_memory_padding=HOST_MEMORY_PADDING,
-        preallocate_width_hint=PREALLOCATE_WIDTH_HINT,
-        preallocate_height_hint=PREALLOCATE_HEIGHT_HINT,
-        hw_decoder_load=HW_DECODER_LOAD,
+        **options,
     )

@@ -84,6 +84,8 @@ class BatchAugmentLoader:
         prefetch: Batches decoded ahead of the one being consumed.
         read_threads: Threads reading samples from storage.
         read_ahead: Batches read ahead of the one DALI takes next (bounds the memory of reads).
+        roi_decode: For recipes that start with a random-resized crop, decode only the part of
+            each image that its M replicas' windows cover; ``False`` decodes whole images.
 
     Raises:
         ValueError: An option out of range, or a batch larger than the shard with ``drop_last``.
@@ -111,6 +113,7 @@ class BatchAugmentLoader:
         prefetch: int = 2,
         read_threads: int = 8,
         read_ahead: int = 2,
+        roi_decode: bool = True,
     ):
         config = LoaderConfig(
             batch_size=batch_size,
@@ -130,6 +133,7 @@ class BatchAugmentLoader:
             prefetch=prefetch,
             read_threads=read_threads,
             read_ahead=read_ahead,
+            roi_decode=roi_decode,
         )
         self._index = index
         self.device = resolve_device(config.device)
@@ -174,6 +178,7 @@ class BatchAugmentLoader:
                 num_threads=self._num_threads,
                 seed=self._dali_seed,
                 prefetch_queue_depth=config.prefetch,
+                roi_decode=config.roi_decode,
             ),
             reader=ReadAhead(index.read, threads=config.read_threads, depth=config.read_ahead),
             on_error=config.on_error,

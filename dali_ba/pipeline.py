@@ -1,4 +1,4 @@
-"""The DALI pipeline: only wires the stages, feed -> decode (once) -> replicate + augment.
+"""The DALI pipeline: only wires the stages, feed -> [windows] -> decode (once) -> replicate + augment.
 
 The encoded files and their labels come in through one external source whose callback, given by
 ``loader.py``, returns the next batch of the epoch; that is what lets the loader control the epoch
@@ -12,16 +12,28 @@ from nvidia.dali import fn, pipeline_def, types
 from .decode import decode
 from .recipes import OutputSpec, Recipe
 from .replicate import replicate
+from .windows import image_shape, random_resized_crop_window, union
 
 
-def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu: bool):
+def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu: bool, roi_decode: bool):
     encoded, labels = fn.external_source(
         source=source, num_outputs=2, batch=True, dtype=[types.UINT8, types.INT64], ndim=[1, 0]
     )
-    images = decode(encoded, on_gpu=on_gpu)
+    windows = None
+    if recipe.windowed and roi_decode:
+        shape = image_shape(encoded)
+        windows = [random_resized_crop_window(shape) for _ in range(aug_repeats)]
+        region = union(windows, shape, spec.image_size)
+        images = decode(encoded, on_gpu=on_gpu, region=region)
+        windows = [window.moved_by(region.start) for window in windows]
+    else:
+        images = decode(encoded, on_gpu=on_gpu)
+        if recipe.windowed:
+            shape = images.shape(dtype=types.INT32)[0:2]
+            windows = [random_resized_crop_window(shape) for _ in range(aug_repeats)]
     if on_gpu:
         labels = labels.gpu()
-    return replicate(images, labels, recipe=recipe, aug_repeats=aug_repeats, spec=spec)
+    return replicate(images, labels, recipe=recipe, aug_repeats=aug_repeats, spec=spec, windows=windows)
 
 
 def build_pipeline(
@@ -35,6 +47,7 @@ def build_pipeline(
     num_threads: int,
     seed: int,
     prefetch_queue_depth: int,
+    roi_decode: bool = True,
 ):
     """Builds the batch-augmentation pipeline.
 
@@ -50,6 +63,8 @@ def build_pipeline(
         num_threads: DALI CPU worker threads.
         seed: Seed of the augmentations' random draws.
         prefetch_queue_depth: Batches DALI may have in flight.
+        roi_decode: For windowed recipes, decode only the union of the M crop windows; ``False``
+            decodes whole images and crops after (the path before ROI decoding, kept to compare).
 
     Returns:
         A built ``nvidia.dali.Pipeline`` with outputs ``(replicas [B, M, ...], labels [B, M])``.
@@ -61,6 +76,7 @@ def build_pipeline(
         aug_repeats=aug_repeats,
         spec=spec,
         on_gpu=device_id is not None,
+        roi_decode=roi_decode,
         batch_size=batch_size,
         device_id=device_id,
         num_threads=num_threads,

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from typing import Callable
 
 from nvidia.dali import fn, types
+from nvidia.dali import math as dmath
+
+from .windows import Window
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
-#: torchvision's RandomResizedCrop defaults, the ImageNet training crop.
-RRC_SCALE = (0.08, 1.0)
-RRC_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 #: Validation resizes the shorter side to image_size / 0.875 (256 for 224) before the center crop.
 VAL_CROP_FRACTION = 0.875
 
@@ -53,31 +53,53 @@ def _flip(images):
     return fn.flip(images, horizontal=fn.random.coin_flip())
 
 
-def _random_resized_crop(images, spec: OutputSpec):
-    return fn.random_resized_crop(
+def _resized_window(images, spec: OutputSpec, window: Window):
+    """The window cut out and resized to ``S x S``, as ``RandomResizedCrop`` does with its params."""
+    return fn.resize(
         images,
         size=(spec.image_size, spec.image_size),
-        random_area=RRC_SCALE,
-        random_aspect_ratio=RRC_RATIO,
+        roi_start=fn.cast(window.start, dtype=types.FLOAT),
+        roi_end=fn.cast(window.start + window.size, dtype=types.FLOAT),
+        roi_relative=False,
         interp_type=types.INTERP_LINEAR,
         antialias=True,
     )
 
 
-def imagenet(images, spec: OutputSpec):
+def imagenet(images, spec: OutputSpec, window: Window):
     """Random-resized crop (scale 0.08-1, ratio 3/4-4/3) and horizontal flip."""
-    return _flip(_random_resized_crop(images, spec))
+    return _flip(_resized_window(images, spec, window))
 
 
 def val(images, spec: OutputSpec):
-    """Deterministic: resize the shorter side to image_size / 0.875, then center-crop."""
+    """torchvision's ``Resize(R) + CenterCrop(S)`` with ``R = round(S / 0.875)`` (256 for 224), to the pixel.
+
+    The geometry is torchvision's own arithmetic, done in the pipeline on each image's shape: the
+    shorter side becomes R and the longer ``int(R * long / short)`` (truncated), then the crop
+    starts at ``int(round((h - S) / 2))`` with Python's round-half-to-even. Downscaling is linear
+    with antialiasing and upscaling is linear, as PIL's bilinear filter does both.
+    """
+    size = spec.image_size
+    shape = images.shape(dtype=types.INT32)  # [H, W, C], on the CPU
+    height, width = shape[0], shape[1]
+    short = dmath.min(height, width)
+    resize = round(size / VAL_CROP_FRACTION)
+    new_height, new_width = resize * height // short, resize * width // short
     images = fn.resize(
         images,
-        resize_shorter=round(spec.image_size / VAL_CROP_FRACTION),
+        size=fn.cast(fn.stack(new_height, new_width), dtype=types.FLOAT),
         interp_type=types.INTERP_LINEAR,
         antialias=True,
     )
-    return fn.crop(images, crop=(spec.image_size, spec.image_size))
+    start = fn.stack(_center_start(new_height, size), _center_start(new_width, size))
+    return fn.slice(images, start=start, shape=(size, size), axis_names="HW")
+
+
+def _center_start(length, crop: int):
+    """``int(round((length - crop) / 2.0))`` with Python's round-half-to-even, in DALI integer arithmetic."""
+    half = (length - crop) // 2
+    odd = (length - crop) - 2 * half
+    return half + odd * (half - 2 * (half // 2))  # x.5 rounds up only when ``half`` is odd
 
 
 def cifar(images, spec: OutputSpec):
@@ -110,8 +132,8 @@ def cifar(images, spec: OutputSpec):
 
 
 def _auto_aug(policy: Callable):
-    def recipe(images, spec: OutputSpec):
-        return _flip(policy(_random_resized_crop(images, spec)))
+    def recipe(images, spec: OutputSpec, window: Window):
+        return _flip(policy(_resized_window(images, spec, window)))
 
     recipe.__doc__ = f"ImageNet random-resized crop, then DALI's {policy.__name__}, then flip."
     return recipe
@@ -146,10 +168,13 @@ class Recipe:
 
     Attributes:
         name: The name users pass as ``recipe=``.
-        apply: ``apply(images, spec) -> images``, uint8 in and out (see the module docstring).
+        apply: ``apply(images, spec) -> images``, uint8 in and out (see the module docstring);
+            ``apply(images, spec, window)`` when ``windowed``.
         mean: Per-channel mean (0-1 scale) that the replicate stage subtracts.
         std: Per-channel standard deviation (0-1 scale) it divides by.
         needs_conditionals: DALI's auto_aug policies need ``enable_conditionals=True``.
+        windowed: The recipe starts with a random-resized crop whose window (``windows.py``) is
+            drawn per replica before decoding, so only the union of the M windows is decoded.
     """
 
     name: str
@@ -157,16 +182,17 @@ class Recipe:
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
     needs_conditionals: bool = False
+    windowed: bool = False
 
 
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
-        Recipe("imagenet", imagenet),
+        Recipe("imagenet", imagenet, windowed=True),
         Recipe("cifar", cifar, mean=CIFAR_MEAN, std=CIFAR_STD),
-        Recipe("randaugment", _auto_aug(_rand_augment), needs_conditionals=True),
-        Recipe("trivialaugment", _auto_aug(_trivial_augment), needs_conditionals=True),
-        Recipe("autoaugment", _auto_aug(_auto_augment), needs_conditionals=True),
+        Recipe("randaugment", _auto_aug(_rand_augment), needs_conditionals=True, windowed=True),
+        Recipe("trivialaugment", _auto_aug(_trivial_augment), needs_conditionals=True, windowed=True),
+        Recipe("autoaugment", _auto_aug(_auto_augment), needs_conditionals=True, windowed=True),
         Recipe("val", val),
     )
 }

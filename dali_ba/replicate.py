@@ -13,9 +13,10 @@ from __future__ import annotations
 from nvidia.dali import fn
 
 from .recipes import OutputSpec, Recipe
+from .windows import Window
 
 
-def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputSpec):
+def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputSpec, windows: list[Window] | None = None):
     """Applies ``recipe`` ``aug_repeats`` times to every image.
 
     Args:
@@ -24,13 +25,18 @@ def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputS
         recipe: The per-replica augmentation.
         aug_repeats: M, replicas per image.
         spec: Output size, dtype and layout of each replica.
+        windows: For a ``windowed`` recipe, each replica's crop window in ``images`` coordinates.
 
     Returns:
         ``(replicas, labels)``: per sample, ``[M, 3, S, S]`` (``[M, S, S, 3]`` when channels-last)
         of ``spec.dtype``, and ``[M]`` int64, on the device of ``images``. A batch of B such
         samples is the sample-major ``[B*M, ...]`` batch after a reshape, with no copy.
     """
-    replicas = fn.stack(*[recipe.apply(images, spec) for _ in range(aug_repeats)], axis_name="F")
+    if recipe.windowed:
+        branches = [recipe.apply(images, spec, window) for window in windows]
+    else:
+        branches = [recipe.apply(images, spec) for _ in range(aug_repeats)]
+    replicas = fn.stack(*branches, axis_name="F")
     replicas = fn.crop_mirror_normalize(
         replicas,
         dtype=spec.dtype,

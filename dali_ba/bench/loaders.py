@@ -33,7 +33,8 @@ import torch
 from PIL import Image
 
 from ..dataset import ImageFolderIndex
-from ..recipes import IMAGENET_MEAN, IMAGENET_STD, RRC_RATIO, RRC_SCALE
+from ..recipes import IMAGENET_MEAN, IMAGENET_STD
+from ..windows import RRC_RATIO, RRC_SCALE
 
 LOADERS = ("dali-ba", "dali-large", "torch-once", "torch-repeat", "torch-large", "torch-gpu", "synthetic")
 CPU_LOADERS = LOADERS[:5]

@@ -1,0 +1,163 @@
+"""Recipes against torchvision, the reference for what a recipe means (images made in the test).
+
+``val`` is compared pixel by pixel with torchvision's own transforms. The random recipes are
+compared by statistics: images whose pixels encode their own coordinates make every replica's
+crop window readable from the output, and those windows are compared with what torchvision's
+``RandomResizedCrop.get_params`` draws for the same image size.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms as T
+from nvidia.dali import fn, pipeline_def, types
+from PIL import Image
+
+from dali_ba import ImageFolderLoader
+from dali_ba.decode import decode
+from dali_ba.recipes import IMAGENET_MEAN, IMAGENET_STD, OutputSpec, _resized_window
+from dali_ba.synthetic import natural_image
+from dali_ba.windows import RRC_RATIO, RRC_SCALE, Window, image_shape, union
+
+MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+# Landscape, portrait, square, odd sides (centre crops at .5 offsets) and images smaller than 256.
+VAL_SIZES = [(500, 375), (375, 500), (333, 500), (500, 333), (640, 427), (211, 149), (255, 300), (257, 257), (301, 229)]
+
+
+def mean_abs(a, b):
+    return (a - b).abs().mean().item()
+
+
+def test_val_is_torchvisions_resize_and_center_crop(tmp_path):
+    folder = tmp_path / "photos" / "c"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k, (w, h) in enumerate(VAL_SIZES):
+        Image.fromarray(natural_image(rng, w, h)).save(folder / f"{k:02d}.png")
+    loader = ImageFolderLoader(tmp_path / "photos", batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", device="cpu",
+                               shuffle=False, drop_last=False)
+    images, _ = next(iter(loader))
+    pil = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    tensor = T.Compose([T.PILToTensor(), T.Resize(256, antialias=True), T.CenterCrop(224),
+                        T.ConvertImageDtype(torch.float32), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    for k, (w, h) in enumerate(VAL_SIZES):
+        image = Image.open(folder / f"{k:02d}.png").convert("RGB")
+        reference, other_backend, ours = pil(image), tensor(image), images[k]
+        gap = mean_abs(other_backend, reference)  # torchvision's own PIL-vs-tensor difference
+        assert mean_abs(ours, reference) <= 2 * gap + 1e-3, f"{w}x{h}"
+        assert mean_abs(ours, other_backend) < 1e-3, f"{w}x{h}: should match torchvision's tensor back-end"
+        for shift in (1, -1):  # no systematic offset: a one-pixel shift is far worse
+            shifted = ours.roll(shift, dims=2 if w >= h else 1)
+            assert mean_abs(shifted, reference) > 5 * mean_abs(ours, reference), f"{w}x{h} shifted by {shift}"
+
+
+# -- random-resized crop, read back from coordinate images --------------------------------------
+
+
+def coordinate_image(width, height, x_step=1, y_step=1):
+    """R = x // x_step, G = y // y_step, B = 0; as PNG so that nothing blurs the coordinates."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 0] = (np.arange(width) // x_step)[None, :]
+    image[..., 1] = (np.arange(height) // y_step)[:, None]
+    return image
+
+
+def crop_windows(images, size):
+    """``(x_centre, y_centre, w, h, flipped)`` of each replica, in input pixels, from R and G."""
+    pixels = ((images.float() * STD + MEAN) * 255).numpy()
+    red, green = pixels[:, 0, size // 2, :], pixels[:, 1, :, size // 2]
+    flipped = red[:, 0] > red[:, -1]
+    span = lambda first, last: np.abs(last - first) * size / (size - 1)  # noqa: E731
+    width, height = span(red[:, 0], red[:, -1]), span(green[:, 0], green[:, -1])
+    x_centre = (red[:, 0] + red[:, -1]) / 2 + 0.5
+    y_centre = (green[:, 0] + green[:, -1]) / 2 + 0.5
+    return x_centre, y_centre, width, height, flipped
+
+
+def torchvision_windows(height, width, count):
+    torch.manual_seed(0)
+    draws = [T.RandomResizedCrop.get_params(torch.empty(3, height, width), RRC_SCALE, RRC_RATIO) for _ in range(count)]
+    return np.array([(j + w / 2, i + h / 2, w, h) for i, j, h, w in draws], dtype=np.float64)
+
+
+def ks_distance(a, b):
+    a, b = np.sort(a), np.sort(b)
+    both = np.concatenate([a, b])
+    return np.abs(np.searchsorted(a, both, side="right") / a.size - np.searchsorted(b, both, side="right") / b.size).max()
+
+
+def replicas_of(tmp_path, image, *, files, aug_repeats, epochs, size, **options):
+    folder = tmp_path / "coords" / "c"
+    folder.mkdir(parents=True)
+    for k in range(files):
+        Image.fromarray(image).save(folder / f"{k}.png")
+    loader = ImageFolderLoader(tmp_path / "coords", batch_size=files, aug_repeats=aug_repeats, image_size=size,
+                               device="cpu", seed=7, **options)
+    return torch.cat([images for _ in range(epochs) for images, _ in loader])
+
+
+@pytest.mark.parametrize("roi_decode", [True, False])
+def test_imagenet_windows_are_drawn_as_torchvision_draws_them(tmp_path, roi_decode):
+    height, width, size = 200, 256, 32
+    images = replicas_of(tmp_path, coordinate_image(width, height), files=8, aug_repeats=32, epochs=6, size=size,
+                         roi_decode=roi_decode)
+    x, y, w, h, flipped = crop_windows(images, size)
+    ours_area, ours_ratio = w * h / (width * height), np.log(w / h)
+    ref = torchvision_windows(height, width, 4000)
+    ref_area, ref_ratio = ref[:, 2] * ref[:, 3] / (width * height), np.log(ref[:, 2] / ref[:, 3])
+    assert len(x) == 1536
+    # 0.001-level two-sample KS bound for these sizes is about 0.06; reading windows back adds ~0.01.
+    assert ks_distance(ours_area, ref_area) < 0.07
+    assert ks_distance(ours_ratio, ref_ratio) < 0.07
+    assert abs(flipped.mean() - 0.5) < 0.05
+    # Position uniform over the free range: the centre's relative place has mean 1/2, spread 1/sqrt(12).
+    free = width - w > 16
+    place = (x[free] - w[free] / 2) / (width - w[free])
+    assert abs(place.mean() - 0.5) < 0.05 and abs(place.std() - 1 / math.sqrt(12)) < 0.05
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_imagenet_fallback_is_torchvisions_centred_crop(tmp_path, wide):
+    # 480 x 20: no window of area >= 8% fits a 3/4..4/3 ratio, so every draw falls back.
+    image = coordinate_image(480, 20, x_step=2) if wide else coordinate_image(20, 480, y_step=2)
+    images = replicas_of(tmp_path, image, files=2, aug_repeats=16, epochs=1, size=16)
+    x, y, w, h, _ = crop_windows(images, 16)
+    (i, j, hh, ww), = {T.RandomResizedCrop.get_params(torch.empty(3, *image.shape[:2]), RRC_SCALE, RRC_RATIO) for _ in range(5)}
+    if wide:
+        assert np.allclose(x * 2, j + ww / 2, atol=2.5), "centred along the long side"
+    else:
+        assert np.allclose(y * 2, i + hh / 2, atol=2.5)
+
+
+def test_decoding_only_the_windows_union_gives_the_same_replica(tmp_path):
+    """The ROI path (decode the region, cut the window from it) against full decode + the same window."""
+    rng = np.random.default_rng(3)
+    jpegs = []
+    for k, (w, h) in enumerate([(500, 375), (333, 500), (640, 427)]):
+        path = tmp_path / f"{k}.jpg"
+        Image.fromarray(natural_image(rng, w, h)).save(path, quality=92)
+        jpegs.append(np.fromfile(path, dtype=np.uint8))
+    # (window start, window size), [y, x] / [h, w]: inside, at the image's corner, the whole image
+    cases = [((101, 95), (150, 120)), ((0, 213), (320, 120)), ((0, 0), (427, 640))]
+    spec = OutputSpec(64, types.UINT8, True)
+
+    @pipeline_def(batch_size=3, num_threads=1, device_id=None)
+    def both():
+        encoded = fn.external_source(source=[jpegs], batch=True, dtype=types.UINT8, ndim=1)
+        # A list of one batch per column (a callable would be handed DALI's iteration number).
+        window = Window(*(fn.external_source(source=[[np.int32(case[n]) for case in cases]], batch=True) for n in range(2)))
+        cropped_after = _resized_window(decode(encoded, on_gpu=False), spec, window)
+        region = union([window], image_shape(encoded), spec.image_size)
+        decoded_region = decode(encoded, on_gpu=False, region=region)
+        return cropped_after, _resized_window(decoded_region, spec, window.moved_by(region.start))
+
+    pipe = both()
+    pipe.build()
+    full, roi = (np.stack([np.asarray(t) for t in out]).astype(np.float64) for out in pipe.run())
+    assert full.shape == roi.shape == (3, 64, 64, 3)
+    # JPEG blocks at the region's edge decode alike; what remains is rounding.
+    assert np.abs(full - roi).mean() < 0.05 and np.abs(full - roi).max() <= 2
