@@ -118,7 +118,8 @@ def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuf
 @click.option("-M", "--aug-repeats", default="1,2,4,8", show_default=True, callback=_int_list, help="M values, comma-separated.")
 @click.option("--loaders", default=None, callback=lambda c, p, v: _names(c, p, v) if v else None,
               help="Comma-separated, from: dali-ba, dali-large, torch-once, torch-repeat, torch-large, torch-gpu, "
-                   "synthetic (no input work: the model alone). Default: the first five, plus torch-gpu on a GPU.")
+                   "synthetic (no input work: the model alone), dali-ba-tar (dali-ba over a tar-shard copy, made "
+                   "once), dali-ba-full (dali-ba decoding whole images). Default: the first five, plus torch-gpu on a GPU.")
 @click.option("-b", "--batch-size", default=32, show_default=True, help="B, unique images per step.")
 @click.option("--image-size", default=224, show_default=True)
 @click.option("--steps", default=20, show_default=True, help="Timed steps per loader and M.")
@@ -131,11 +132,13 @@ def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuf
 @click.option("--workers", type=int, default=None, help="DALI threads and DataLoader workers [default: all cores].")
 @click.option("--images", default=DEFAULT_IMAGES, show_default=True, help="Size of the default data set (no DATA_DIR).")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--cold-cache", is_flag=True,
+              help="Evict the data set's files from the page cache before each timed run (reads come from storage).")
 @click.option("--export-json", type=click.Path(dir_okay=False, path_type=Path), help="Write results + environment as JSON.")
 @click.option("--export-csv", type=click.Path(dir_okay=False, path_type=Path), help="Write results as CSV.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG plot.")
 def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps, warmup, model, dtype, channels_last,
-                  device, workers, images, seed, export_json, export_csv, plot_path):
+                  device, workers, images, seed, cold_cache, export_json, export_csv, plot_path):
     """Compare steps/s, throughput and bytes read of dali-ba against the usual loaders.
 
     DATA_DIR is an ImageFolder tree; without it, an ImageNet-like set is generated once and cached.
@@ -171,6 +174,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
             workers=workers,
             seed=seed,
             channels_last=channels_last,
+            cold_cache=cold_cache,
         )
         stats = dataset_stats(data_dir)
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
@@ -181,7 +185,8 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
         results = run_bench(config, progress=bar.update)
     env = environment()
     click.echo(f"dali-ba bench, B={batch_size}, {image_size}px, {dtype}, model={model}, device={'cuda' if on_gpu else 'cpu'}, "
-               f"{config.steps} timed steps after {config.warmup} warm-up")
+               f"{config.steps} timed steps after {config.warmup} warm-up"
+               + (", page cache evicted before each timed run" if cold_cache else ", warm page cache"))
     click.echo(f"machine: {env.cpu} x{env.cores}" + (f", {env.gpu} (driver {env.driver})" if env.gpu else ", no GPU"))
     click.echo(f"data: {stats.summary()}")
     click.echo("")

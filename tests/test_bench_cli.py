@@ -96,3 +96,22 @@ def test_make_dataset_refuses_a_folder_with_files(tmp_path):
     (tmp_path / "x.txt").write_text("x")
     result = CliRunner().invoke(main, ["make-dataset", str(tmp_path), "--images", "2", "--classes", "1"])
     one_line_error(result, "is not empty")
+
+
+def test_cold_cache_tar_copy_and_full_decode_variants_run_side_by_side(tmp_path, monkeypatch):
+    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    write_color_tree(data)
+    result = bench(
+        str(data), "-M", "2", "-b", "2", "--steps", "3", "--warmup", "1", "--image-size", "32", "--workers", "1",
+        "--loaders", "dali-ba,dali-ba-tar,dali-ba-full,torch-once", "--cold-cache", "--export-json", str(tmp_path / "r.json"),
+    )
+    assert result.exit_code == 0, result.output
+    assert "page cache evicted before each timed run" in result.output
+    rows = {row["loader"]: row for row in json.loads((tmp_path / "r.json").read_text())["results"]}
+    assert set(rows) == {"dali-ba", "dali-ba-tar", "dali-ba-full", "torch-once"}
+    for name in ("dali-ba", "dali-ba-tar", "dali-ba-full"):
+        assert rows[name]["decodes_per_step"] == 2 and rows[name]["read_wait_percent"] is not None
+        assert rows[name]["files_per_s"] > 0 and rows[name]["read_mb_per_s"] > 0
+    assert rows["torch-once"]["read_wait_percent"] is None
+    assert list((tmp_path / "cache" / "bench-shards").glob("*/train-000000.tar")), "the tar copy is cached"

@@ -10,6 +10,8 @@ delivered).
 name           what it does per step                                   decodes    images
 =============  ======================================================  =========  ========
 dali-ba        this project: read + decode B once, M DALI replicas     B          B*M
+dali-ba-tar    the same, reading a WebDataset tar-shard copy            B          B*M
+dali-ba-full   dali-ba decoding whole images (no ROI decode), to compare B         B*M
 dali-large     DALI ResNet-50 pipeline (fused decode+random crop)      B*M        B*M
 torch-once     ImageFolder + DataLoader, PIL decode once, M transforms B          B*M
 torch-repeat   repeated-augmentation sampler: each replica re-read     B*M        B*M
@@ -19,11 +21,13 @@ synthetic      one random batch already on the device, no input work   0        
 =============  ======================================================  =========  ========
 
 ``synthetic`` is not a loader: with ``--model`` it measures the model alone, the upper bound on
-images/s that any loader can reach.
+images/s that any loader can reach. DataLoader workers start with the ``forkserver`` context:
+forking a process whose DALI threads run is a deadlock hazard (one such comparison hung here).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -32,13 +36,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..dataset import ImageFolderIndex
+from ..dataset import SampleIndex
 from ..recipes import IMAGENET_MEAN, IMAGENET_STD
 from ..windows import RRC_RATIO, RRC_SCALE
 
-LOADERS = ("dali-ba", "dali-large", "torch-once", "torch-repeat", "torch-large", "torch-gpu", "synthetic")
+LOADERS = ("dali-ba", "dali-large", "torch-once", "torch-repeat", "torch-large", "torch-gpu", "synthetic",
+           "dali-ba-tar", "dali-ba-full")
 CPU_LOADERS = LOADERS[:5]
 GPU_LOADERS = LOADERS[:6]
+#: Loaders that read the tar-shard copy of the data instead of the folder.
+TAR_LOADERS = ("dali-ba-tar",)
 
 
 @dataclass(frozen=True)
@@ -78,13 +85,17 @@ class BenchLoader:
         read_counts: Returns ``(files_read, bytes_read)`` so far.
         unique_per_step: Distinct images per step (B, or B*M for the large-batch baselines).
         close: Releases workers and pipelines.
+        read_wait_s: Returns the seconds the training thread has waited on reads so far, where
+            the loader can tell (dali-ba); ``None`` elsewhere.
     """
 
-    def __init__(self, batches: Iterator, read_counts: Callable[[], tuple[int, int]], unique_per_step: int, close=lambda: None):
+    def __init__(self, batches: Iterator, read_counts: Callable[[], tuple[int, int]], unique_per_step: int, close=lambda: None,
+                 read_wait_s: Callable[[], float] | None = None):
         self.batches = batches
         self.read_counts = read_counts
         self.unique_per_step = unique_per_step
         self.close = close
+        self.read_wait_s = read_wait_s
 
 
 def _forever(make_epoch):
@@ -95,11 +106,12 @@ def _forever(make_epoch):
 # -- DALI ---------------------------------------------------------------------------------------
 
 
-def dali_ba(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
-    from ..loader import ImageFolderLoader
+def dali_ba(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
+    """This project's loader over ``index`` (a folder's or a tar copy's); ``options`` go to it."""
+    from ..loader import BatchAugmentLoader
 
-    loader = ImageFolderLoader(
-        index.root,
+    loader = BatchAugmentLoader(
+        index,
         batch_size=spec.batch_size,
         aug_repeats=spec.aug_repeats,
         image_size=spec.image_size,
@@ -110,13 +122,15 @@ def dali_ba(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
         channels_last=spec.channels_last,
         num_shards=1,
         shard_id=0,
+        **options,
     )
     return BenchLoader(
-        _forever(lambda: iter(loader)), lambda: (loader.io.files_read, loader.io.bytes_read), spec.batch_size
+        _forever(lambda: iter(loader)), lambda: (loader.io.files_read, loader.io.bytes_read), spec.batch_size,
+        read_wait_s=lambda: loader.io.read_wait_s,
     )
 
 
-def dali_large(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+def dali_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     """NVIDIA's DALI ResNet-50 training pipeline, reading B*M unique images per step."""
     from nvidia.dali import fn, pipeline_def, types
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
@@ -204,7 +218,7 @@ class _Files(torch.utils.data.Dataset):
     gives the raw bytes, for decoding on the GPU.
     """
 
-    def __init__(self, index: ImageFolderIndex, transform, repeats: int = 1, decode: bool = True):
+    def __init__(self, index: SampleIndex, transform, repeats: int = 1, decode: bool = True):
         self.files, self.labels = index.files, index.labels
         self.transform, self.repeats, self.decode = transform, repeats, decode
 
@@ -262,6 +276,7 @@ def _data_loader(dataset, spec: BenchSpec, batch_size: int, **kwargs):
         pin_memory=spec.device.type == "cuda",
         drop_last=True,
         generator=torch.Generator().manual_seed(spec.seed),
+        multiprocessing_context="forkserver" if spec.workers > 0 else None,
         **kwargs,
     )
 
@@ -283,23 +298,23 @@ def _torch_loader(loader, spec: BenchSpec, unique_per_step: int) -> BenchLoader:
     return BenchLoader(_forever(epoch), counted, unique_per_step)
 
 
-def torch_once(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+def torch_once(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     dataset = _Files(index, _train_transform(spec), repeats=spec.aug_repeats)
     return _torch_loader(_data_loader(dataset, spec, spec.batch_size, shuffle=True), spec, spec.batch_size)
 
 
-def torch_repeat(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+def torch_repeat(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     dataset = _Files(index, _train_transform(spec))
     sampler = _RepeatSampler(len(dataset), spec.aug_repeats, spec.seed)
     return _torch_loader(_data_loader(dataset, spec, spec.effective_batch, sampler=sampler), spec, spec.batch_size)
 
 
-def torch_large(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+def torch_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     dataset = _Files(index, _train_transform(spec))
     return _torch_loader(_data_loader(dataset, spec, spec.effective_batch, shuffle=True), spec, spec.effective_batch)
 
 
-def torch_gpu(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+def torch_gpu(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     """Workers read bytes; torchvision decodes on ``spec.device`` (nvJPEG on CUDA) and transforms there."""
     from torchvision.io import ImageReadMode, decode_jpeg
     from torchvision.transforms import v2
@@ -328,7 +343,7 @@ def torch_gpu(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
     return BenchLoader(_forever(epoch), counted, spec.batch_size)
 
 
-def synthetic(index: ImageFolderIndex, spec: BenchSpec) -> BenchLoader:
+def synthetic(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     generator = torch.Generator(device=spec.device).manual_seed(spec.seed)
     shape = (spec.effective_batch, 3, spec.image_size, spec.image_size)
     images = torch.randn(shape, generator=generator, device=spec.device).to(spec.dtype)
@@ -343,6 +358,8 @@ def _as_lists(items):
 
 FACTORIES = {
     "dali-ba": dali_ba,
+    "dali-ba-tar": dali_ba,
+    "dali-ba-full": functools.partial(dali_ba, roi_decode=False),
     "dali-large": dali_large,
     "torch-once": torch_once,
     "torch-repeat": torch_repeat,

@@ -131,6 +131,9 @@ class Result:
     reads_per_effective_image: float
     bytes_read_per_step: float
     bytes_read_per_effective_image: float
+    read_mb_per_s: float
+    files_per_s: float
+    read_wait_percent: float | None
     os_read_bytes_per_step: float | None
     cpu_util_percent: float | None
     peak_rss_mib: float | None
@@ -159,6 +162,7 @@ def make_result(
     tree_available: bool,
     gpu_memory_mib: float | None = None,
     gpu_util_percent: float | None = None,
+    read_wait_s: float | None = None,
 ) -> Result:
     """Turns one timed run into a :class:`Result`.
 
@@ -168,6 +172,8 @@ def make_result(
         peak_rss_bytes: Largest tree RSS seen during the timed steps.
         cores: CPU cores available, for utilization (100% = all of them busy).
         tree_available: Whether the ``/proc`` readings are real.
+        read_wait_s: Time the training thread waited on reads during the timed steps, where the
+            loader can tell.
     """
     stats = step_stats(step_times_s)
     effective = batch_size * aug_repeats
@@ -190,6 +196,9 @@ def make_result(
         reads_per_effective_image=files_read / (stats.steps * effective),
         bytes_read_per_step=bytes_per_step,
         bytes_read_per_effective_image=bytes_per_step / effective,
+        read_mb_per_s=bytes_per_step * stats.steps_per_s / 1e6,
+        files_per_s=files_read / stats.steps * stats.steps_per_s,
+        read_wait_percent=100.0 * read_wait_s / wall if read_wait_s is not None else None,
         os_read_bytes_per_step=(after.read_bytes - before.read_bytes) / stats.steps if tree_available else None,
         cpu_util_percent=100.0 * (after.cpu_s - before.cpu_s) / (wall * cores) if tree_available else None,
         peak_rss_mib=peak_rss_bytes / 2**20 if tree_available else None,

@@ -4,6 +4,10 @@ For each (loader, M) the loader is built, warmed up (pipelines and worker queues
 timed), then ``steps`` steps are timed one by one: the wall time between consecutive batches,
 including the model's forward/backward when ``model`` is set. Counters are read around the timed
 steps only.
+
+With ``cold_cache`` every file of the data set (and of its tar copy) is evicted from the OS page
+cache right before the timed steps, for every loader alike, so the timed reads come from storage.
+Loaders that read the tar copy (``dali-ba-tar``) get it made once with ``make_shards`` and cached.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..config import resolve_device, resolve_dtype
-from ..dataset import scan_image_folder
-from .loaders import CPU_LOADERS, FACTORIES, LOADERS, BenchSpec
+from ..config import cache_dir
+from ..dataset import SampleIndex, scan_image_folder
+from ..shards import index_tar_shards, make_shards
+from .loaders import CPU_LOADERS, FACTORIES, LOADERS, TAR_LOADERS, BenchSpec
 from .metrics import ProcessTree, Result, make_result
 
 MODELS = ("none", "resnet18", "resnet50")
+#: Samples per shard of the bench's tar copy (about 25 MB of ImageNet-like JPEGs).
+BENCH_SHARD_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class BenchConfig:
         device: ``auto``, ``cpu`` or ``cuda``.
         workers: DALI threads and DataLoader workers; ``None`` = the cores available.
         seed: Seed of orders and augmentations.
+        channels_last: Feed the model channels-last tensors.
+        cold_cache: Evict the data from the page cache before each timed run.
     """
 
     data_dir: str
@@ -59,6 +69,7 @@ class BenchConfig:
     workers: int | None = None
     seed: int = 0
     channels_last: bool = False
+    cold_cache: bool = False
 
     def __post_init__(self):
         unknown = [name for name in self.loaders if name not in LOADERS]
@@ -111,8 +122,40 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=None) -> Result:
-    """Times one loader at one M; ``progress(n)`` is called after every step."""
+def evict_from_page_cache(paths) -> int:
+    """Asks the OS to drop ``paths`` from its page cache (no root needed); returns the bytes named.
+
+    ``posix_fadvise(DONTNEED)`` drops clean pages that no process has mapped; pages mapped at that
+    moment (DALI's file reader maps the files it reads) stay.
+    """
+    total = 0
+    for path in dict.fromkeys(paths):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            total += os.fstat(fd).st_size
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    return total
+
+
+def tar_copy(index: SampleIndex, progress=None) -> SampleIndex:
+    """The index of a tar-shard copy of ``index``, made once under ``cache_dir()/bench-shards``."""
+    import hashlib
+
+    digest = hashlib.sha1("\n".join(index.files).encode()).hexdigest()[:16]
+    folder = cache_dir() / "bench-shards" / f"{index.root.name}-{digest}"
+    if not (folder / ".complete").exists():
+        make_shards(index, folder, shard_size=BENCH_SHARD_SIZE, prefix="train", progress=progress)
+        (folder / ".complete").write_text("")
+    return index_tar_shards(str(folder / "train-*.tar"))
+
+
+def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=None, evict=()) -> Result:
+    """Times one loader at one M; ``progress(n)`` is called after every step.
+
+    ``evict``: files to drop from the page cache right before the timed steps (``cold_cache``).
+    """
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype)
     spec = BenchSpec(
@@ -145,7 +188,9 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
                 progress(1)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        evict_from_page_cache(evict)
         files0, bytes0 = bench_loader.read_counts()
+        wait0 = bench_loader.read_wait_s() if bench_loader.read_wait_s else None
         before = tree.sample()
         peak_rss = before.rss_bytes
         times = []
@@ -160,6 +205,7 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
                 progress(1)
         after = tree.sample()
         files1, bytes1 = bench_loader.read_counts()
+        waited = bench_loader.read_wait_s() - wait0 if bench_loader.read_wait_s else None
         gpu_mem, gpu_util = _gpu_figures(device)
         return make_result(
             loader=name,
@@ -177,6 +223,7 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
             tree_available=tree.available,
             gpu_memory_mib=gpu_mem,
             gpu_util_percent=gpu_util,
+            read_wait_s=waited,
         )
     finally:
         bench_loader.close()
@@ -198,10 +245,13 @@ def _gpu_figures(device: torch.device):
 def run_bench(config: BenchConfig, progress=None) -> list[Result]:
     """Runs every loader at every M of ``config``; see the module docstring."""
     index = scan_image_folder(config.data_dir)
+    shards = tar_copy(index) if any(name in TAR_LOADERS for name in config.loaders) else None
+    evict = (*index.files, *(shards.files if shards else ())) if config.cold_cache else ()
     results = []
     for aug_repeats in config.aug_repeats:
         for name in config.loaders:
-            results.append(run_one(config, name, aug_repeats, index, progress))
+            source = shards if name in TAR_LOADERS else index
+            results.append(run_one(config, name, aug_repeats, source, progress, evict=evict))
     return results
 
 
