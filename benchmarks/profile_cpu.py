@@ -41,18 +41,21 @@ def decode_only(images, spec):
 VARIANTS = {
     "read + decode only (M=1, 1x1 crop)": (Recipe("decode", decode_only), 1, types.FLOAT),
     "shipped: imagenet recipe, fp32": (RECIPES["imagenet"], M, types.FLOAT),
+    "shipped, whole-image decode (roi_decode=False)": (RECIPES["imagenet"], M, types.FLOAT, False),
+    "shipped at M=1": (RECIPES["imagenet"], 1, types.FLOAT),
+    "shipped at M=1, whole-image decode": (RECIPES["imagenet"], 1, types.FLOAT, False),
     "shipped recipe, fp16 output": (RECIPES["imagenet"], M, types.FLOAT16),
     "linear resampling without antialias": (rrc(types.INTERP_LINEAR, False), M, types.FLOAT),
     "nearest-neighbour resampling (floor)": (rrc(types.INTERP_NN, False), M, types.FLOAT),
 }
 
 
-def time_pipeline(files, recipe, m, dtype, steps):
+def time_pipeline(files, recipe, m, dtype, steps, roi_decode=True):
     encoded = itertools.cycle([np.fromfile(f, dtype=np.uint8) for f in files])
     labels = np.zeros(B, dtype=np.int64)
     pipe = build_pipeline(source=lambda: ([next(encoded) for _ in range(B)], labels), recipe=recipe, aug_repeats=m,
                           spec=OutputSpec(SIZE, dtype, False), batch_size=B, device_id=None, num_threads=2,
-                          seed=0, prefetch_queue_depth=2)
+                          seed=0, prefetch_queue_depth=2, roi_decode=roi_decode)
     pipe.schedule_run()
     times = []
     for i in range(steps + 3):
@@ -90,8 +93,8 @@ def main():
     rows = {name: [] for name in VARIANTS}
     rows.update({f"loader end to end, {t} DALI threads": [] for t in (2, 3, 4)})
     for _ in range(args.rounds):
-        for name, (recipe, m, dtype) in VARIANTS.items():
-            rows[name].append(time_pipeline(files, recipe, m, dtype, args.steps))
+        for name, variant in VARIANTS.items():
+            rows[name].append(time_pipeline(files, *variant, steps=args.steps))
         for t in (2, 3, 4):
             rows[f"loader end to end, {t} DALI threads"].append(time_loader(root, t, args.steps))
     print(f"B={B}, M={M}, {SIZE}px, CPU, median ms/step per round ({args.rounds} rounds, {args.steps} steps each)")
