@@ -53,13 +53,21 @@ def _flip(images):
     return fn.flip(images, horizontal=fn.random.coin_flip())
 
 
-def _resized_window(images, spec: OutputSpec, window: Window):
-    """The window cut out and resized to ``S x S``, as ``RandomResizedCrop`` does with its params."""
+def _resized_window(images, spec: OutputSpec, window: Window, mirror=None):
+    """The window cut out and resized to ``S x S``, as ``RandomResizedCrop`` does with its params.
+
+    ``mirror`` (an int32 0/1 node) flips the output horizontally within the same pass: a region
+    whose start lies after its end comes out flipped, so no separate flip writes the image again.
+    """
+    start, end = window.start, window.start + window.size
+    if mirror is not None:
+        swap = fn.stack(0, mirror) * window.size  # [0, w] where mirrored: x runs from x1 back to x0
+        start, end = start + swap, end - swap
     return fn.resize(
         images,
         size=(spec.image_size, spec.image_size),
-        roi_start=fn.cast(window.start, dtype=types.FLOAT),
-        roi_end=fn.cast(window.start + window.size, dtype=types.FLOAT),
+        roi_start=fn.cast(start, dtype=types.FLOAT),
+        roi_end=fn.cast(end, dtype=types.FLOAT),
         roi_relative=False,
         interp_type=types.INTERP_LINEAR,
         antialias=True,
@@ -67,8 +75,8 @@ def _resized_window(images, spec: OutputSpec, window: Window):
 
 
 def imagenet(images, spec: OutputSpec, window: Window):
-    """Random-resized crop (scale 0.08-1, ratio 3/4-4/3) and horizontal flip."""
-    return _flip(_resized_window(images, spec, window))
+    """Random-resized crop (scale 0.08-1, ratio 3/4-4/3) and horizontal flip, in one resampling pass."""
+    return _resized_window(images, spec, window, mirror=fn.random.coin_flip(dtype=types.INT32))
 
 
 def val(images, spec: OutputSpec):

@@ -36,7 +36,8 @@ def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputS
         branches = [recipe.apply(images, spec, window) for window in windows]
     else:
         branches = [recipe.apply(images, spec) for _ in range(aug_repeats)]
-    replicas = fn.stack(*branches, axis_name="F")
+    # One replica needs no stacking copy, only a new leading axis.
+    replicas = fn.stack(*branches, axis_name="F") if len(branches) > 1 else fn.expand_dims(branches[0], axes=[0], new_axis_names="F")
     replicas = fn.crop_mirror_normalize(
         replicas,
         dtype=spec.dtype,

@@ -161,3 +161,23 @@ def test_decoding_only_the_windows_union_gives_the_same_replica(tmp_path):
     assert full.shape == roi.shape == (3, 64, 64, 3)
     # JPEG blocks at the region's edge decode alike; what remains is rounding.
     assert np.abs(full - roi).mean() < 0.05 and np.abs(full - roi).max() <= 2
+
+
+def test_mirroring_inside_the_resize_is_an_exact_flip(tmp_path):
+    rng = np.random.default_rng(5)
+    image = natural_image(rng, 300, 200)
+    spec = OutputSpec(48, types.UINT8, True)
+
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+    def plain_and_mirrored():
+        images = fn.external_source(source=[[image]], batch=True, layout="HWC")
+        window = Window(fn.external_source(source=[[np.int32([20, 37])]], batch=True),
+                        fn.external_source(source=[[np.int32([150, 170])]], batch=True))
+        return (_resized_window(images, spec, window),
+                _resized_window(images, spec, window, mirror=fn.external_source(source=[[np.int32(1)]], batch=True)))
+
+    pipe = plain_and_mirrored()
+    pipe.build()
+    plain, mirrored = (np.asarray(out[0]).astype(int) for out in pipe.run())
+    assert np.abs(mirrored - plain[:, ::-1]).max() <= 1
+    assert np.abs(mirrored - plain).mean() > 5
