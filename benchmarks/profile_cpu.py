@@ -103,7 +103,8 @@ def main():
     rows.update({f"loader end to end, M=4, {t} DALI threads": [] for t in (2, 4)})
     for _ in range(args.rounds):
         for name, variant in VARIANTS.items():
-            rows[name].append(time_pipeline(files, *variant, steps=args.steps))
+            recipe, m, dtype, *roi_decode = variant
+            rows[name].append(time_pipeline(files, recipe, m, dtype, args.steps, *roi_decode))
         for t in (2, 4):
             rows[f"loader end to end, M=4, {t} DALI threads"].append(time_loader(root, t, args.steps))
     print(f"B={B}, {SIZE}px, CPU, median ms/step per round ({args.rounds} rounds, {args.steps} steps each)")

@@ -21,19 +21,21 @@ import numpy as np
 from nvidia.dali import types
 
 from dali_ba.bench.runner import evict_from_page_cache, tar_copy
+from dali_ba.config import LoaderConfig
 from dali_ba.dataset import scan_image_folder
 from dali_ba.pipeline import build_pipeline
 from dali_ba.reader import Batch, ReadAhead
 from dali_ba.recipes import RECIPES, OutputSpec
 
 B = 32
+DEFAULTS = LoaderConfig()  # the loader's reader threads and read-ahead
 
 
 def read_stage(index, batches: int, cold: bool, seed: int) -> float:
     order = np.random.default_rng(seed).permutation(len(index))[: batches * B]
     if cold:
         evict_from_page_cache(index.files)
-    reader = ReadAhead(index.read, threads=8, depth=2)
+    reader = ReadAhead(index.read, threads=DEFAULTS.read_threads, depth=DEFAULTS.read_ahead)
     start = time.perf_counter()
     reader.start(Batch(n, order[n * B : (n + 1) * B]) for n in range(batches))
     taken = 0

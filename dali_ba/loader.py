@@ -111,7 +111,7 @@ class BatchAugmentLoader:
         num_shards: int | None = None,
         on_error: str = "raise",
         prefetch: int = 2,
-        read_threads: int = 8,
+        read_threads: int = 16,
         read_ahead: int = 2,
         roi_decode: bool = True,
     ):
