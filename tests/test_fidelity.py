@@ -181,3 +181,30 @@ def test_mirroring_inside_the_resize_is_an_exact_flip(tmp_path):
     plain, mirrored = (np.asarray(out[0]).astype(int) for out in pipe.run())
     assert np.abs(mirrored - plain[:, ::-1]).max() <= 1
     assert np.abs(mirrored - plain).mean() > 5
+
+
+def test_cifar_pad_crop_offsets_are_uniform_and_every_replica_has_its_cutout(tmp_path):
+    """torchvision's ``RandomCrop(32, padding=4)``: offsets uniform in [-4, 4]; cutout 16x16 in each replica."""
+    from dali_ba.recipes import CIFAR_MEAN, CIFAR_STD
+
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[..., 0] = (np.arange(32) * 8)[None, :]  # R encodes x, G encodes y, B is 0
+    image[..., 1] = (np.arange(32) * 8)[:, None]
+    images = replicas_of(tmp_path, image, files=4, aug_repeats=16, epochs=4, size=32, recipe="cifar")
+    pixels = (images.float() * torch.tensor(CIFAR_STD).view(1, 3, 1, 1) + torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)) * 255
+    red, green, blue = (pixels[:, c].numpy() for c in range(3))
+    cut = blue > 57  # cutout fills with the mean colour (blue 114); the image and the padding have blue 0
+    assert (cut.sum(axis=(1, 2)) >= 64).all(), "a cutout square (clipped at the border) in every replica"
+    columns, rows = np.meshgrid(np.arange(32), np.arange(32))
+    offsets = []
+    for k in range(len(images)):
+        seen = ~cut[k] & (red[k] > 4) & (green[k] > 4)  # image pixels (padding is black), off the x=0 / y=0 lines
+        x, y = red[k][seen] / 8, green[k][seen] / 8
+        flipped = np.corrcoef(x, columns[seen])[0, 1] < 0
+        dx = np.median(x - ((31 - columns[seen]) if flipped else columns[seen]))
+        dy = np.median(y - rows[seen])
+        offsets += [round(dx), round(dy)]
+    counts = np.bincount(np.asarray(offsets) + 4, minlength=9)
+    assert len(counts) == 9, f"offsets outside [-4, 4]: {sorted(set(offsets))}"
+    expected = len(offsets) / 9
+    assert (counts > 0.5 * expected).all() and (counts < 1.5 * expected).all(), counts
