@@ -16,7 +16,7 @@ import numpy as np
 from nvidia.dali import fn, pipeline_def, types
 
 from dali_ba.dataset import scan_image_folder
-from dali_ba.windows import image_shape, random_resized_crop_window, union
+from dali_ba.windows import RandomResizedCropWindows, image_shape, union
 
 
 def coverage(index, aug_repeats: int, size: int = 224, batch: int = 50) -> float:
@@ -27,7 +27,8 @@ def coverage(index, aug_repeats: int, size: int = 224, batch: int = 50) -> float
     def regions():
         encoded = fn.external_source(source=batches, batch=True, dtype=types.UINT8, ndim=1)
         shape = image_shape(encoded)
-        region = union([random_resized_crop_window(shape) for _ in range(aug_repeats)], shape, size)
+        draw = RandomResizedCropWindows(shape)
+        region = union([draw.draw() for _ in range(aug_repeats)], shape, size)
         return region.size, shape
 
     pipe = regions()

@@ -12,7 +12,7 @@ from nvidia.dali import fn, pipeline_def, types
 from .decode import decode
 from .recipes import OutputSpec, Recipe
 from .replicate import replicate
-from .windows import image_shape, random_resized_crop_window, union
+from .windows import RandomResizedCropWindows, image_shape, union
 
 
 def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu: bool, roi_decode: bool):
@@ -22,15 +22,16 @@ def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu
     windows = None
     if recipe.windowed and roi_decode:
         shape = image_shape(encoded)
-        windows = [random_resized_crop_window(shape) for _ in range(aug_repeats)]
+        draw = RandomResizedCropWindows(shape)
+        windows = [draw.draw() for _ in range(aug_repeats)]
         region = union(windows, shape, spec.image_size)
         images = decode(encoded, on_gpu=on_gpu, region=region)
         windows = [window.moved_by(region.start) for window in windows]
     else:
         images = decode(encoded, on_gpu=on_gpu)
         if recipe.windowed:
-            shape = images.shape(dtype=types.INT32)[0:2]
-            windows = [random_resized_crop_window(shape) for _ in range(aug_repeats)]
+            draw = RandomResizedCropWindows(images.shape(dtype=types.INT32)[0:2])
+            windows = [draw.draw() for _ in range(aug_repeats)]
     if on_gpu:
         labels = labels.gpu()
     return replicate(images, labels, recipe=recipe, aug_repeats=aug_repeats, spec=spec, windows=windows)

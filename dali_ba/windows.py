@@ -36,8 +36,8 @@ class Window:
         return Window(self.start - origin, self.size)
 
 
-def random_resized_crop_window(shape) -> Window:
-    """One window drawn as ``torchvision.transforms.RandomResizedCrop.get_params`` draws it.
+class RandomResizedCropWindows:
+    """Windows drawn as ``torchvision.transforms.RandomResizedCrop.get_params`` draws them.
 
     Area fraction uniform in :data:`RRC_SCALE`, log aspect ratio uniform in log :data:`RRC_RATIO`,
     position uniform, up to :data:`RRC_ATTEMPTS` tries: DALI's generator does this as torchvision
@@ -46,29 +46,37 @@ def random_resized_crop_window(shape) -> Window:
     place, torchvision rounds (``round(h * 4/3)``) and centres it. The fallback is recognised by
     its shape and replaced by torchvision's.
 
+    What depends only on the image (the two fallbacks) is computed once per image; each
+    :meth:`draw` adds only a few operators per replica, which matters at M=8.
+
     Args:
-        shape: int32 CPU node ``[H, W]`` of the image.
+        shape: int32 CPU node ``[H, W]`` of the images.
     """
-    start, size = fn.random_crop_generator(
-        shape, random_area=RRC_SCALE, random_aspect_ratio=RRC_RATIO, num_attempts=RRC_ATTEMPTS
-    )
-    start, size = fn.cast(start, dtype=types.INT32), fn.cast(size, dtype=types.INT32)
-    height, width = shape[0], shape[1]
-    # Only images outside the ratio range fall back to a window of full height (wide images) or
-    # full width (tall ones). A successful try of exactly DALI's fallback shape is a rare event
-    # that, if it happens, is treated as a fallback too.
-    wide = width * 3 > height * 4
-    tall = width * 4 < height * 3
-    wide_fallback = fn.cast(wide & (size[0] == height) & (size[1] == height * 4 // 3), dtype=types.INT32)
-    tall_fallback = fn.cast(tall & (size[1] == width) & (size[0] == width * 4 // 3), dtype=types.INT32)
-    fallback = wide_fallback + tall_fallback
-    fallback_size = fn.stack(
-        wide_fallback * height + tall_fallback * ((width * 8 + 3) // 6),  # round(w * 4/3) in integers
-        wide_fallback * ((height * 8 + 3) // 6) + tall_fallback * width,
-    )
-    size = fallback * fallback_size + (1 - fallback) * size
-    start = fallback * ((shape - size) // 2) + (1 - fallback) * start
-    return Window(start, size)
+
+    def __init__(self, shape):
+        self.shape = shape
+        height, width = shape[0], shape[1]
+        wide = fn.cast(width * 3 > height * 4, dtype=types.INT32)
+        tall = fn.cast(width * 4 < height * 3, dtype=types.INT32)
+        # Only images outside the ratio range fall back: to full height (wide) or full width (tall).
+        # DALI's fallback shape as one number h * 2**16 + w, or -1 where there is no fallback.
+        self._dali_fallback = wide * (height * 65536 + height * 4 // 3) + tall * ((width * 4 // 3) * 65536 + width) - (
+            1 - wide - tall
+        )
+        self._size = fn.stack(  # torchvision's: round(x * 4/3) is (8x + 3) // 6 in integers
+            wide * height + tall * ((width * 8 + 3) // 6), wide * ((height * 8 + 3) // 6) + tall * width
+        )
+        self._start = (shape - self._size) // 2
+
+    def draw(self) -> Window:
+        """One more window per image, drawn independently of the others."""
+        start, size = fn.random_crop_generator(
+            self.shape, random_area=RRC_SCALE, random_aspect_ratio=RRC_RATIO, num_attempts=RRC_ATTEMPTS
+        )
+        start, size = fn.cast(start, dtype=types.INT32), fn.cast(size, dtype=types.INT32)
+        # A successful try of exactly DALI's fallback shape is rare; it is then treated as one.
+        fallback = size[0] * 65536 + size[1] == self._dali_fallback
+        return Window(fallback * self._start + (1 - fallback) * start, fallback * self._size + (1 - fallback) * size)
 
 
 def union(windows: list[Window], shape, output_size: int) -> Window:
