@@ -55,11 +55,13 @@ class SampleIndex:
         """A unique, readable name of sample ``i``: its path, or ``shard.tar:key`` inside a tar."""
         return self.files[i] if self.keys is None else f"{self.files[i]}:{self.keys[i]}"
 
+    def key(self, i: int) -> str | None:
+        """Sample ``i``'s key inside its tar shard, or ``None`` for a whole file."""
+        return None if self.keys is None else self.keys[i]
+
     def describe(self, i: int) -> str:
         """Sample ``i`` as an error message names it."""
-        if self.keys is None:
-            return f"image file {self.files[i]!r}"
-        return f"sample {self.keys[i]!r} in tar shard {self.files[i]!r}"
+        return describe_sample(self.files[i], self.key(i))
 
     def read(self, i: int) -> np.ndarray:
         """The encoded bytes of sample ``i`` (1-D uint8), read with one call.
@@ -83,6 +85,11 @@ class SampleIndex:
                 f"the shard is shorter than when it was indexed"
             )
         return data
+
+
+def describe_sample(path: str, key: str | None = None) -> str:
+    """``image file 'path'``, or ``sample 'key' in tar shard 'path'``: how messages name a sample."""
+    return f"image file {path!r}" if key is None else f"sample {key!r} in tar shard {path!r}"
 
 
 #: The name this index had when ImageFolder was its only source.

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from nvidia.dali import fn, pipeline_def, types
 
-from .dataset import SampleIndex
+from .dataset import SampleIndex, describe_sample
 from .reader import Batch, ReadAhead
 
 
@@ -28,8 +28,7 @@ class DecodeError(RuntimeError):
     """A sample could not be decoded. ``path`` names its file; ``key`` its key inside a tar shard, or ``None``."""
 
     def __init__(self, path: str, reason: str, key: str | None = None):
-        where = f"image file {path!r}" if key is None else f"sample {key!r} in tar shard {path!r}"
-        super().__init__(f"could not decode {where}: {reason}")
+        super().__init__(f"could not decode {describe_sample(path, key)}: {reason}")
         self.path, self.key = path, key
 
 
@@ -128,11 +127,10 @@ class Feed:
 
     def _next_input(self):
         """DALI's input callback, in the training thread: the next batch's bytes, read ahead."""
-        waited = self._reader.wait_s
         try:
             batch, encoded = self._reader.take()
         finally:
-            self.io.read_wait_s += self._reader.wait_s - waited
+            self.io.read_wait_s = self._reader.wait_s  # the reader lives as long as the feed
         self._in_flight.append(batch)
         self.io.files_read += len(encoded)
         self.io.bytes_read += sum(e.nbytes for e in encoded)
@@ -150,7 +148,7 @@ class Feed:
                     raise
                 if self._on_error == "raise":
                     i, reason = bad[0]
-                    raise DecodeError(self._index.files[i], reason, None if self._index.keys is None else self._index.keys[i]) from err
+                    raise DecodeError(self._index.files[i], reason, self._index.key(i)) from err
                 for i, reason in bad:
                     warnings.warn(f"skipping {self._index.describe(i)}: could not decode it ({reason})", SkippedFileWarning, stacklevel=5)
                 self.skipped.update(i for i, _ in bad)

@@ -13,6 +13,7 @@ Loaders that read the tar copy (``dali-ba-tar``) get it made once with ``make_sh
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import platform
 import shlex
@@ -122,27 +123,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def evict_from_page_cache(paths) -> int:
-    """Asks the OS to drop ``paths`` from its page cache (no root needed); returns the bytes named.
+def evict_from_page_cache(paths) -> None:
+    """Asks the OS to drop ``paths`` from its page cache (no root needed).
 
     ``posix_fadvise(DONTNEED)`` drops clean pages that no process has mapped; pages mapped at that
     moment (DALI's file reader maps the files it reads) stay.
     """
-    total = 0
     for path in dict.fromkeys(paths):
         fd = os.open(path, os.O_RDONLY)
         try:
-            total += os.fstat(fd).st_size
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
-    return total
 
 
 def tar_copy(index: SampleIndex, progress=None) -> SampleIndex:
     """The index of a tar-shard copy of ``index``, made once under ``cache_dir()/bench-shards``."""
-    import hashlib
-
     digest = hashlib.sha1("\n".join(index.files).encode()).hexdigest()[:16]
     folder = cache_dir() / "bench-shards" / f"{index.root.name}-{digest}"
     if not (folder / ".complete").exists():
