@@ -119,7 +119,8 @@ def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuf
 @click.option("--loaders", default=None, callback=lambda c, p, v: _names(c, p, v) if v else None,
               help="Comma-separated, from: dali-ba, dali-large, torch-once, torch-repeat, torch-large, torch-gpu, "
                    "synthetic (no input work: the model alone), dali-ba-tar (dali-ba over a tar-shard copy, made "
-                   "once), dali-ba-full (dali-ba decoding whole images). Default: the first five, plus torch-gpu on a GPU.")
+                   "once), dali-ba-full (dali-ba decoding whole images), dali-ba-dali (dali-ba making the replicas in DALI, "
+                   "not torch, on the CPU). Default: the first five, plus torch-gpu on a GPU.")
 @click.option("-b", "--batch-size", default=32, show_default=True, help="B, unique images per step.")
 @click.option("--image-size", default=224, show_default=True)
 @click.option("--steps", default=20, show_default=True, help="Timed steps per loader and M.")

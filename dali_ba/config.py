@@ -16,6 +16,8 @@ from .recipes import RECIPES
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 ON_ERROR = ("raise", "skip")
+#: Where the CPU path makes the replicas; "auto" is "torch" where it applies, else "dali".
+RESAMPLE = ("auto", "dali", "torch")
 
 
 def _check_positive_int(name: str, value, *, minimum: int = 1) -> None:
@@ -99,6 +101,7 @@ class LoaderConfig:
     read_threads: int = 16
     read_ahead: int = 2
     roi_decode: bool = True
+    resample: str = "auto"
 
     def __post_init__(self):
         _check_positive_int("batch_size", self.batch_size)
@@ -111,6 +114,13 @@ class LoaderConfig:
             _check_positive_int("num_threads", self.num_threads)
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, but got {self.recipe!r}")
+        if self.resample not in RESAMPLE:
+            raise ValueError(f"resample must be 'auto', 'dali' or 'torch', but got {self.resample!r}")
+        if self.resample == "torch" and not RECIPES[self.recipe].resample_in_torch:
+            raise ValueError(
+                f"resample='torch' makes random-resized-crop + flip replicas only (recipe='imagenet'), "
+                f"but recipe={self.recipe!r}; use resample='auto' or 'dali'"
+            )
         if self.on_error not in ON_ERROR:
             raise ValueError(f"on_error must be 'raise' or 'skip', but got {self.on_error!r}")
         if self.seed is not None:
@@ -128,7 +138,19 @@ class LoaderConfig:
             if self.shard_id >= self.num_shards:
                 raise ValueError(f"shard_id must be < num_shards={self.num_shards}, but got {self.shard_id}")
         # Resolving the device here makes a bad one fail at construction, before any file is read.
-        resolve_device(self.device)
+        self.resolve_resample(resolve_device(self.device))
+
+    def resolve_resample(self, device: torch.device) -> str:
+        """``"dali"`` or ``"torch"``: where this loader on ``device`` makes the replicas.
+
+        Raises:
+            ValueError: ``resample="torch"`` on a CUDA device (the torch stage runs on the CPU).
+        """
+        if self.resample == "torch" and device.type != "cpu":
+            raise ValueError(f"resample='torch' runs on the CPU only, but device is {str(device)!r}; use resample='auto' or 'dali'")
+        if self.resample == "auto":
+            return "torch" if device.type == "cpu" and RECIPES[self.recipe].resample_in_torch else "dali"
+        return self.resample
 
     @property
     def effective_batch_size(self) -> int:

@@ -2,7 +2,8 @@
 
 Sits between the read stage (``reader.py``, the bytes of the batches to come) and the loader
 (``loader.py``, epochs and resume). It owns the DALI pipeline (``pipeline.py``: decode once, M
-replicas), hands its outputs to torch without a copy, and keeps the batches DALI has in flight,
+replicas), turns its outputs into torch tensors (:class:`DLPackHandOff`, without a copy, or on the
+CPU path the resample stage, ``resample.py``), and keeps the batches DALI has in flight,
 so that when DALI fails on a batch (its error names no file) the feed decodes those samples one by
 one, names the bad one in a :class:`DecodeError`, or with ``on_error="skip"`` warns, leaves it out
 and re-feeds the rest.
@@ -60,19 +61,20 @@ class Feed:
         index: The samples.
         build: ``build(source=callback) -> built DALI pipeline`` fed by ``callback``.
         reader: Reads the samples of the batches to come.
+        finish: ``finish(outputs) -> (images [B*M, ...], labels [B*M])`` from the pipeline's
+            outputs; its ``close()`` is called with the feed's.
         on_error: ``"raise"`` or ``"skip"`` for samples that cannot be decoded.
         device: Where the outputs live (torch's current stream orders their use on CUDA).
-        channels_last: The pipeline writes ``[B, M, H, W, C]``; view it as channels-last NCHW.
     """
 
-    def __init__(self, index: SampleIndex, *, build: Callable, reader: ReadAhead, on_error: str,
-                 device: torch.device, channels_last: bool):
+    def __init__(self, index: SampleIndex, *, build: Callable, reader: ReadAhead, finish: Callable, on_error: str,
+                 device: torch.device):
         self._index = index
         self._build = build
         self._reader = reader
+        self._finish = finish
         self._on_error = on_error
         self._device = device
-        self._channels_last = channels_last
         self._in_flight: deque[Batch] = deque()
         self._pipe = build(source=self._next_input)
         #: Samples left out because they could not be decoded (``on_error="skip"``).
@@ -115,8 +117,9 @@ class Feed:
             self._in_flight.clear()
 
     def close(self) -> None:
-        """Stops reading and ends the reader threads."""
+        """Stops reading and ends the reader threads (and the resample stage's)."""
         self._reader.close()
+        self._finish.close()
 
     def _without_skipped(self, batches: Iterable[Batch]):
         for batch in batches:
@@ -163,17 +166,32 @@ class Feed:
         return torch.cuda.current_stream(self._device) if self._device.type == "cuda" else None
 
     def _to_torch(self, outputs):
-        """Hands DALI's ``[B, M, ...]`` outputs to torch without a copy, viewed as ``[B*M, ...]``.
+        return self._finish(outputs)
 
-        DALI's dynamic executor allocates every batch's outputs anew (nothing is recycled), so torch
-        can own them through DLPack; the memory lives as long as the returned tensors do.
-        """
+
+class DLPackHandOff:
+    """Hands DALI's ``[B, M, ...]`` replicas to torch without a copy, viewed as ``[B*M, ...]``.
+
+    DALI's dynamic executor allocates every batch's outputs anew (nothing is recycled), so torch
+    can own them through DLPack; the memory lives as long as the returned tensors do.
+
+    Args:
+        channels_last: The pipeline writes ``[B, M, H, W, C]``; view it as channels-last NCHW.
+    """
+
+    def __init__(self, *, channels_last: bool):
+        self._channels_last = channels_last
+
+    def __call__(self, outputs) -> tuple[torch.Tensor, torch.Tensor]:
         images_dali, labels_dali = outputs
         images = torch.from_dlpack(images_dali.as_tensor()).flatten(0, 1)
         labels = torch.from_dlpack(labels_dali.as_tensor()).view(-1)
         if self._channels_last:
             images = images.permute(0, 3, 1, 2)  # [N, H, W, C] memory viewed as NCHW, channels-last strides
         return images, labels
+
+    def close(self) -> None:
+        pass
 
 
 def find_undecodable(index: SampleIndex, samples) -> list[tuple[int, str]]:

@@ -24,11 +24,12 @@ from nvidia.dali import types
 from .config import LoaderConfig, default_num_threads, resolve_device
 from .dataset import SampleIndex, read_file_list, scan_image_folder
 from .distributed import detect_shard, shared_seed
-from .feed import Feed, IOStats
+from .feed import DLPackHandOff, Feed, IOStats
 from .order import EpochPlan
 from .pipeline import build_pipeline
 from .reader import Batch, ReadAhead
 from .recipes import RECIPES, OutputSpec
+from .resample import TorchResampler
 from .shards import index_tar_shards
 
 _DALI_DTYPES = {torch.float32: types.FLOAT, torch.float16: types.FLOAT16}
@@ -44,7 +45,9 @@ class BatchAugmentLoader:
     **Replica contract.** Every batch is ``(images, labels)``: ``images`` is ``[B*M, 3, S, S]`` of
     ``dtype`` in sample-major order (sample 0's M replicas, then sample 1's, ...), ``labels`` is
     ``[B*M]`` int64 repeated the same way; both are on the loader's device and are reshaped from
-    DALI's ``[B, M, ...]`` output without a copy. With ``channels_last`` the images have the same
+    DALI's ``[B, M, ...]`` output without a copy (on the CPU path of ``imagenet``, written once by
+    the resample stage into memory that is reused only after every reference to the batch is
+    gone). With ``channels_last`` the images have the same
     shape with channels-last strides. The last batch of an epoch may be smaller when
     ``drop_last=False``.
 
@@ -86,6 +89,11 @@ class BatchAugmentLoader:
         read_ahead: Batches read ahead of the one DALI takes next (bounds the memory of reads).
         roi_decode: For recipes that start with a random-resized crop, decode only the part of
             each image that its M replicas' windows cover; ``False`` decodes whole images.
+        resample: Where the replicas are cut out, resized, flipped and normalized: ``"dali"`` in
+            the DALI pipeline; ``"torch"`` with torch's kernels on the CPU after DALI decoded
+            (``imagenet`` recipe, CPU device only; torchvision's tensor ``RandomResizedCrop``
+            arithmetic, about 4x faster than DALI's CPU resize); ``"auto"`` picks ``"torch"``
+            where it applies, else ``"dali"``.
 
     Raises:
         ValueError: An option out of range, or a batch larger than the shard with ``drop_last``.
@@ -114,6 +122,7 @@ class BatchAugmentLoader:
         read_threads: int = 16,
         read_ahead: int = 2,
         roi_decode: bool = True,
+        resample: str = "auto",
     ):
         config = LoaderConfig(
             batch_size=batch_size,
@@ -134,6 +143,7 @@ class BatchAugmentLoader:
             read_threads=read_threads,
             read_ahead=read_ahead,
             roi_decode=roi_decode,
+            resample=resample,
         )
         self._index = index
         self.device = resolve_device(config.device)
@@ -162,6 +172,14 @@ class BatchAugmentLoader:
             )
         self._spec = OutputSpec(config.image_size, _DALI_DTYPES[config.dtype], config.channels_last)
         self._num_threads = config.num_threads or default_num_threads(self.device)
+        recipe = RECIPES[config.recipe]
+        #: Where the replicas are made: ``"dali"`` (in the pipeline) or ``"torch"`` (CPU, ``resample.py``).
+        self.resample = config.resolve_resample(self.device)
+        if self.resample == "torch":
+            finish = TorchResampler(self._spec, aug_repeats=config.aug_repeats, batch_size=config.batch_size,
+                                    mean=recipe.mean, std=recipe.std, threads=self._num_threads)
+        else:
+            finish = DLPackHandOff(channels_last=config.channels_last)
         # Augmentation draws differ per shard; the order (plan) is shared.
         self._dali_seed = int(np.random.SeedSequence([seed, shard_id]).generate_state(1)[0] % 2**31)
         self._feed = Feed(
@@ -170,7 +188,7 @@ class BatchAugmentLoader:
             # dropping the loader ends its reader threads at once (weakref.finalize below).
             build=functools.partial(
                 build_pipeline,
-                recipe=RECIPES[config.recipe],
+                recipe=recipe,
                 aug_repeats=config.aug_repeats,
                 spec=self._spec,
                 batch_size=config.batch_size,
@@ -179,11 +197,12 @@ class BatchAugmentLoader:
                 seed=self._dali_seed,
                 prefetch_queue_depth=config.prefetch,
                 roi_decode=config.roi_decode,
+                resample=self.resample,
             ),
             reader=ReadAhead(index.read, threads=config.read_threads, depth=config.read_ahead),
+            finish=finish,
             on_error=config.on_error,
             device=self.device,
-            channels_last=config.channels_last,
         )
         # Reader threads end when the loader is collected, or at exit.
         weakref.finalize(self, self._feed.close)

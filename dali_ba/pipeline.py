@@ -1,5 +1,9 @@
 """The DALI pipeline: only wires the stages, feed -> [windows] -> decode (once) -> replicate + augment.
 
+With ``resample="torch"`` (the CPU path of the ``imagenet`` recipe) the pipeline stops before
+the replicas: it outputs the decoded regions with each replica's window and flip, and
+``resample.py`` makes the replicas with torch's kernels.
+
 The encoded files and their labels come in through one external source whose callback, given by
 ``loader.py``, returns the next batch of the epoch; that is what lets the loader control the epoch
 order exactly and name the file behind a decode error.
@@ -11,11 +15,11 @@ from nvidia.dali import fn, pipeline_def, types
 
 from .decode import decode
 from .recipes import OutputSpec, Recipe
-from .replicate import replicate
+from .replicate import replica_parameters, replicate
 from .windows import RandomResizedCropWindows, image_shape, union
 
 
-def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu: bool, roi_decode: bool):
+def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu: bool, roi_decode: bool, resample: str):
     encoded, labels = fn.external_source(
         source=source, num_outputs=2, batch=True, dtype=[types.UINT8, types.INT64], ndim=[1, 0]
     )
@@ -32,6 +36,8 @@ def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu
         if recipe.windowed:
             draw = RandomResizedCropWindows(images.shape(dtype=types.INT32)[0:2])
             windows = [draw.draw() for _ in range(aug_repeats)]
+    if resample == "torch":
+        return replica_parameters(images, labels, windows=windows)
     if on_gpu:
         labels = labels.gpu()
     return replicate(images, labels, recipe=recipe, aug_repeats=aug_repeats, spec=spec, windows=windows)
@@ -49,6 +55,7 @@ def build_pipeline(
     seed: int,
     prefetch_queue_depth: int,
     roi_decode: bool = True,
+    resample: str = "dali",
 ):
     """Builds the batch-augmentation pipeline.
 
@@ -66,10 +73,15 @@ def build_pipeline(
         prefetch_queue_depth: Batches DALI may have in flight.
         roi_decode: For windowed recipes, decode only the union of the M crop windows; ``False``
             decodes whole images and crops after (the path before ROI decoding, kept to compare).
+        resample: ``"dali"`` makes the replicas in the pipeline; ``"torch"`` (CPU, a recipe with
+            ``resample_in_torch``) leaves them to ``resample.py``.
 
     Returns:
-        A built ``nvidia.dali.Pipeline`` with outputs ``(replicas [B, M, ...], labels [B, M])``.
+        A built ``nvidia.dali.Pipeline`` with outputs ``(replicas [B, M, ...], labels [B, M])``,
+        or with ``resample="torch"`` ``(regions, windows [B, M, 4], flips [B, M], labels [B, M])``.
     """
+    if resample == "torch" and not (recipe.resample_in_torch and device_id is None):
+        raise ValueError(f"resample='torch' needs a CPU pipeline and a recipe that is a crop and a flip, not {recipe.name!r}")
     define = pipeline_def(_graph, enable_conditionals=recipe.needs_conditionals)
     pipe = define(
         source=source,
@@ -78,6 +90,7 @@ def build_pipeline(
         spec=spec,
         on_gpu=device_id is not None,
         roi_decode=roi_decode,
+        resample=resample,
         batch_size=batch_size,
         device_id=device_id,
         num_threads=num_threads,

@@ -183,6 +183,8 @@ class Recipe:
         needs_conditionals: DALI's auto_aug policies need ``enable_conditionals=True``.
         windowed: The recipe starts with a random-resized crop whose window (``windows.py``) is
             drawn per replica before decoding, so only the union of the M windows is decoded.
+        resample_in_torch: The recipe is that crop and a flip, nothing else, so on the CPU the
+            replicas can be made by torch's kernels (``resample.py``) from DALI's decoded regions.
     """
 
     name: str
@@ -191,12 +193,13 @@ class Recipe:
     std: tuple = IMAGENET_STD
     needs_conditionals: bool = False
     windowed: bool = False
+    resample_in_torch: bool = False
 
 
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
-        Recipe("imagenet", imagenet, windowed=True),
+        Recipe("imagenet", imagenet, windowed=True, resample_in_torch=True),
         Recipe("cifar", cifar, mean=CIFAR_MEAN, std=CIFAR_STD),
         Recipe("randaugment", _auto_aug(_rand_augment), needs_conditionals=True, windowed=True),
         Recipe("trivialaugment", _auto_aug(_trivial_augment), needs_conditionals=True, windowed=True),

@@ -10,7 +10,7 @@ instead of once per replica and again when stacking.
 
 from __future__ import annotations
 
-from nvidia.dali import fn
+from nvidia.dali import fn, types
 
 from .recipes import OutputSpec, Recipe
 from .windows import Window
@@ -46,3 +46,22 @@ def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputS
         std=[s * 255.0 for s in recipe.std],
     )
     return replicas, fn.stack(*([labels] * aug_repeats))
+
+
+def replica_parameters(images, labels, *, windows: list[Window]):
+    """What the CPU resample stage (``resample.py``) needs to make the replicas, instead of the replicas.
+
+    Used for recipes with ``resample_in_torch`` on the CPU: the decoded images pass through, and
+    each replica's crop window and flip are drawn here, in DALI, from the pipeline's seed.
+
+    Args:
+        images: DALI node, uint8 ``HWC`` images (or the decoded regions), CPU.
+        labels: DALI node, int64 scalars.
+        windows: Each replica's crop window in ``images`` coordinates (M of them).
+
+    Returns:
+        ``(images, windows [M, 4] int32 as (top, left, height, width), flips [M] int32, labels [M] int64)``.
+    """
+    boxes = fn.stack(*[fn.cat(window.start, window.size) for window in windows])
+    flips = fn.stack(*[fn.random.coin_flip(dtype=types.INT32) for _ in windows])
+    return images, boxes, flips, fn.stack(*([labels] * len(windows)))

@@ -52,9 +52,9 @@ def test_val_recipe_is_deterministic_so_replicas_are_equal(color_tree):
     assert torch.equal(images[0], images[1])
 
 
-def test_output_is_reshaped_without_a_copy(color_tree):
+def test_dali_replicas_are_reshaped_without_a_copy(color_tree):
     root, _ = color_tree
-    images, labels = next(iter(make(root)))
+    images, labels = next(iter(make(root, resample="dali")))
     assert images.is_contiguous() and images._base is not None
     assert images._base.shape == (4, 3, 3, 16, 16)
     assert labels._base is not None and labels._base.shape == (4, 3)

@@ -12,6 +12,7 @@ name           what it does per step                                   decodes  
 dali-ba        this project: read + decode B once, M DALI replicas     B          B*M
 dali-ba-tar    the same, reading a WebDataset tar-shard copy            B          B*M
 dali-ba-full   dali-ba decoding whole images (no ROI decode), to compare B         B*M
+dali-ba-dali   dali-ba making the replicas in DALI (CPU: no torch stage) B         B*M
 dali-large     DALI ResNet-50 pipeline (fused decode+random crop)      B*M        B*M
 torch-once     ImageFolder + DataLoader, PIL decode once, M transforms B          B*M
 torch-repeat   repeated-augmentation sampler: each replica re-read     B*M        B*M
@@ -41,7 +42,7 @@ from ..recipes import IMAGENET_MEAN, IMAGENET_STD
 from ..windows import RRC_RATIO, RRC_SCALE
 
 LOADERS = ("dali-ba", "dali-large", "torch-once", "torch-repeat", "torch-large", "torch-gpu", "synthetic",
-           "dali-ba-tar", "dali-ba-full")
+           "dali-ba-tar", "dali-ba-full", "dali-ba-dali")
 CPU_LOADERS = LOADERS[:5]
 GPU_LOADERS = LOADERS[:6]
 #: Loaders that read the tar-shard copy of the data instead of the folder.
@@ -360,6 +361,7 @@ FACTORIES = {
     "dali-ba": dali_ba,
     "dali-ba-tar": dali_ba,
     "dali-ba-full": functools.partial(dali_ba, roi_decode=False),
+    "dali-ba-dali": functools.partial(dali_ba, resample="dali"),
     "dali-large": dali_large,
     "torch-once": torch_once,
     "torch-repeat": torch_repeat,
