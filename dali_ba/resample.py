@@ -7,17 +7,20 @@ windows once per file (``decode.py``). Its outputs per sample are that decoded r
 ``HWC``, any size), the M windows in the region's coordinates and the M flips; this stage turns
 them into the replicas of the replica contract.
 
-Why torch here: on the CPU, DALI's antialiased resize took 0.78 ms of a core per 224 px replica
-on the bench's images, torch's uint8 kernel (the one torchvision's tensor transforms use) 0.16 ms,
-cutting and normalizing included (``benchmarks/profile_cpu.py``). On a GPU the replicas stay in
-DALI (``replicate.py``), whose GPU resize is fast and keeps the data on the device.
+Why torch here: on one CPU core, DALI's antialiased resize plus its normalize took 0.92-1.02 ms
+per 224 px replica of the bench's images, torch's uint8 kernel (the one torchvision's tensor
+transforms use) with our normalize 0.15-0.16 ms, and PIL's resize alone 0.42 ms, in 3 rounds of
+``benchmarks/compare_resize.py``. On a GPU the replicas stay in DALI (``replicate.py``), whose
+GPU resize is fast and keeps the data on the device.
 
-Two details carry most of the speed and are easy to lose:
-- the worker threads run torch's ops on one OpenMP thread each (:func:`one_intra_op_thread`).
-  With torch's default team per thread, the teams' spin-waits took the cores from DALI's threads
-  and the step got 1.7x slower;
-- batches are written into recycled buffers (:class:`BatchBuffers`). A fresh 77 MB float32 batch
-  (B=32, M=4) costs about 20 ms of page faults before the first byte is written.
+Two details of this stage, each worth a few percent of a step on the 2-core machine
+(``benchmarks/profile_cpu.py --only shipped``, B=32, M=4, 5 rounds, median ms per step):
+- the worker threads run torch's ops on one OpenMP thread each (:func:`one_intra_op_thread`), so
+  that torch's thread teams do not spin on the cores DALI's threads decode on: 27-31 ms, against
+  31-36 ms with torch's default threads;
+- batches are written into recycled buffers (:class:`BatchBuffers`) rather than fresh memory,
+  whose pages fault in on first write (77 MB per float32 batch at B=32, M=4): 27-31 ms against
+  27-36 ms.
 """
 
 from __future__ import annotations

@@ -59,3 +59,29 @@ def test_loader_checks_options_before_reading_the_data(tmp_path):
 def test_dtype_names_are_accepted():
     assert LoaderConfig(dtype="float16").dtype is torch.float16
     assert LoaderConfig(batch_size=2, aug_repeats=3).effective_batch_size == 6
+
+
+def test_resample_must_be_auto_dali_or_torch():
+    with pytest.raises(ValueError, match=r"resample must be 'auto', 'dali' or 'torch', but got 'pil'"):
+        LoaderConfig(resample="pil")
+
+
+@pytest.mark.parametrize("recipe", ["val", "cifar", "randaugment"])
+def test_resample_in_torch_is_refused_for_recipes_it_cannot_make(recipe):
+    with pytest.raises(ValueError, match=rf"resample='torch' makes random-resized-crop \+ flip replicas only.*recipe='{recipe}'"):
+        LoaderConfig(resample="torch", recipe=recipe, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "recipe, resample, expected",
+    [("imagenet", "auto", "torch"), ("imagenet", "dali", "dali"), ("imagenet", "torch", "torch"), ("val", "auto", "dali"),
+     ("cifar", "auto", "dali")],
+)
+def test_auto_resample_is_torch_for_the_imagenet_recipe_on_the_cpu(recipe, resample, expected):
+    assert LoaderConfig(recipe=recipe, resample=resample, device="cpu").resolve_resample(torch.device("cpu")) == expected
+
+
+def test_auto_resample_stays_in_dali_on_a_gpu():
+    assert LoaderConfig(device="cpu").resolve_resample(torch.device("cuda", 0)) == "dali"
+    with pytest.raises(ValueError, match=r"resample='torch' runs on the CPU only, but device is 'cuda:0'"):
+        LoaderConfig(resample="torch", device="cpu").resolve_resample(torch.device("cuda", 0))

@@ -100,11 +100,12 @@ def replicas_of(tmp_path, image, *, files, aug_repeats, epochs, size, **options)
     return torch.cat([images for _ in range(epochs) for images, _ in loader])
 
 
+@pytest.mark.parametrize("resample", ["torch", "dali"])
 @pytest.mark.parametrize("roi_decode", [True, False])
-def test_imagenet_windows_are_drawn_as_torchvision_draws_them(tmp_path, roi_decode):
+def test_imagenet_windows_are_drawn_as_torchvision_draws_them(tmp_path, roi_decode, resample):
     height, width, size = 200, 256, 32
     images = replicas_of(tmp_path, coordinate_image(width, height), files=8, aug_repeats=32, epochs=6, size=size,
-                         roi_decode=roi_decode)
+                         roi_decode=roi_decode, resample=resample)
     x, y, w, h, flipped = crop_windows(images, size)
     ours_area, ours_ratio = w * h / (width * height), np.log(w / h)
     ref = torchvision_windows(height, width, 4000)
@@ -120,11 +121,12 @@ def test_imagenet_windows_are_drawn_as_torchvision_draws_them(tmp_path, roi_deco
     assert abs(place.mean() - 0.5) < 0.05 and abs(place.std() - 1 / math.sqrt(12)) < 0.05
 
 
+@pytest.mark.parametrize("resample", ["torch", "dali"])
 @pytest.mark.parametrize("wide", [True, False])
-def test_imagenet_fallback_is_torchvisions_centred_crop(tmp_path, wide):
+def test_imagenet_fallback_is_torchvisions_centred_crop(tmp_path, wide, resample):
     # 480 x 20: no window of area >= 8% fits a 3/4..4/3 ratio, so every draw falls back.
     image = coordinate_image(480, 20, x_step=2) if wide else coordinate_image(20, 480, y_step=2)
-    images = replicas_of(tmp_path, image, files=2, aug_repeats=16, epochs=1, size=16)
+    images = replicas_of(tmp_path, image, files=2, aug_repeats=16, epochs=1, size=16, resample=resample)
     x, y, w, h, _ = crop_windows(images, 16)
     (i, j, hh, ww), = {T.RandomResizedCrop.get_params(torch.empty(3, *image.shape[:2]), RRC_SCALE, RRC_RATIO) for _ in range(5)}
     if wide:

@@ -60,9 +60,11 @@ def test_dali_replicas_are_reshaped_without_a_copy(color_tree):
     assert labels._base is not None and labels._base.shape == (4, 3)
 
 
-def test_batches_stay_intact_while_later_batches_are_made(color_tree):
+@pytest.mark.parametrize("resample", ["torch", "dali"])
+def test_batches_stay_intact_while_later_batches_are_made(color_tree, resample):
     root, _ = color_tree
-    loader = make(root, batch_size=3, drop_last=False)
+    loader = make(root, batch_size=3, drop_last=False, resample=resample)
+    assert loader.resample == resample
     kept = [(images, images.clone()) for _ in range(3) for images, _ in loader]
     assert all(torch.equal(live, copy) for live, copy in kept), "a delivered batch was overwritten"
 
