@@ -1,5 +1,8 @@
 """Where the loader's step goes, end to end: DALI's run, the input callback, the hand-off to torch.
 
+On the CPU the hand-off of the ``imagenet`` recipe is the resample stage (``resample.py``), which
+makes the replicas, so it is most of the step there.
+
     .venv/bin/python benchmarks/profile_feed.py [DATA_DIR] [--steps 30]
 
 Wraps the feed's three calls with timers and runs the loader (B=32, 224 px, CPU) at M=1 and M=4.
@@ -40,7 +43,7 @@ def main():
     feed.Feed._next_outputs = timed("waiting for DALI", feed.Feed._next_outputs)
     feed.Feed._next_input = timed("input callback", feed.Feed._next_input)
     hand_off = feed.Feed._to_torch
-    feed.Feed._to_torch = lambda self, outputs: timed("hand-off to torch", lambda s: hand_off(s, outputs))(self)
+    feed.Feed._to_torch = lambda self, outputs: timed("hand-off to torch (CPU: the resample stage)", lambda s: hand_off(s, outputs))(self)
     for m in (1, 4):
         loader = ImageFolderLoader(root, batch_size=32, aug_repeats=m, device="cpu", num_threads=2, seed=0)
         batches = (batch for _ in range(1000) for batch in loader)
