@@ -344,6 +344,9 @@ class BatchAugmentLoader:
             try:
                 batch, images, labels = self._feed.next()
             except StopIteration:
+                # The epoch is over even where its last batches held only skipped samples and so
+                # were never delivered: a state saved now must not replay them.
+                self._delivered = len(self)
                 return
             self._delivered = batch.number + 1
             yield images, labels

@@ -289,3 +289,15 @@ def test_classes_and_len(color_tree):
     assert loader.classes == ["class_0", "class_1", "class_2"]
     assert loader.class_to_idx == {"class_0": 0, "class_1": 1, "class_2": 2}
     assert len(loader) == 4 and loader.num_samples == 20
+
+
+def test_an_epoch_whose_last_batch_is_all_skipped_ends_in_the_saved_state(color_tree):
+    root, truth = color_tree
+    for k in range(4):  # the last four files in index order: the whole last batch
+        (root / "class_2" / f"zz_bad_{k}.jpg").write_bytes(b"\x00" * 300)
+    loader = make(root, batch_size=4, aug_repeats=1, drop_last=False, shuffle=False, recipe="val", on_error="skip")
+    with pytest.warns(SkippedFileWarning):
+        assert sorted(epoch_files(loader, truth)) == sorted(truth)
+    state = loader.state_dict()
+    assert (state["epoch"], state["batch"]) == (1, 0), "the epoch is over; resuming must not replay it"
+    assert len(state["skipped_files"]) == 4
