@@ -17,6 +17,10 @@ def reader_threads():
     return [t for t in threading.enumerate() if t.name.startswith("dali-ba-reader")]
 
 
+def resample_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("dali-ba-resample")]
+
+
 def open_files():
     return len(os.listdir("/proc/self/fd"))
 
@@ -80,8 +84,10 @@ def test_read_error_surfaces_in_take_and_the_reader_goes_on():
 def test_leaving_epochs_early_leaves_no_thread_and_no_open_file(color_tree):
     root, _ = color_tree
     gc.collect()
-    others = set(reader_threads())  # readers of loaders that other tests left to the collector
-    loader = ImageFolderLoader(root, batch_size=3, aug_repeats=1, image_size=16, device="cpu", read_threads=3, seed=0)
+    others = set(reader_threads() + resample_threads())  # threads of loaders that other tests left to the collector
+    loader = ImageFolderLoader(root, batch_size=3, aug_repeats=1, image_size=16, device="cpu", read_threads=3, seed=0,
+                               num_threads=2)
+    assert loader.resample == "torch"
     next(iter(loader))
     files_before = open_files()
     for _ in range(15):
@@ -89,9 +95,11 @@ def test_leaving_epochs_early_leaves_no_thread_and_no_open_file(color_tree):
             if i == 1:
                 break
     assert len(set(reader_threads()) - others) <= 3
+    assert len(set(resample_threads()) - others) == 2
     assert open_files() <= files_before
     del loader, _batch
     assert set(reader_threads()) <= others, "reader threads end as soon as the loader is dropped"
+    assert set(resample_threads()) <= others, "so do the resample stage's"
 
 
 def test_file_removed_mid_epoch_is_an_error_naming_it(color_tree):
