@@ -16,6 +16,7 @@ import argparse
 import time
 
 import dali_ba.feed as feed
+import dali_ba.resample as resample
 from dali_ba.loader import ImageFolderLoader
 
 spent: dict[str, float] = {}
@@ -42,8 +43,10 @@ def main():
     root = args.data_dir or default_dataset()
     feed.Feed._next_outputs = timed("waiting for DALI", feed.Feed._next_outputs)
     feed.Feed._next_input = timed("input callback", feed.Feed._next_input)
-    hand_off = feed.Feed._to_torch
-    feed.Feed._to_torch = lambda self, outputs: timed("hand-off to torch (CPU: the resample stage)", lambda s: hand_off(s, outputs))(self)
+    for stage in (feed.DLPackHandOff, resample.TorchResampler):  # the feed's finish stage, either kind
+        call = stage.__call__
+        stage.__call__ = lambda self, outputs, call=call: timed("hand-off to torch (CPU: the resample stage)",
+                                                                 lambda s: call(s, outputs))(self)
     for m in (1, 4):
         loader = ImageFolderLoader(root, batch_size=32, aug_repeats=m, device="cpu", num_threads=2, seed=0)
         batches = (batch for _ in range(1000) for batch in loader)

@@ -2,9 +2,9 @@
 
 Each step reads and decodes B images once and returns M independently augmented replicas of each
 (Hoffer et al., "Augment your batch", CVPR 2020). Flow: ``dataset`` / ``shards`` (which samples) ->
-``order`` (which batch) -> ``reader`` (bytes, read ahead) -> ``feed`` -> ``pipeline``: ``decode``
-(once) -> ``replicate`` (M x ``recipes``) -> torch tensors ``[B*M, 3, S, S]``; ``loader`` walks
-the epochs.
+``order`` (which batch) -> ``reader`` (bytes, read ahead) -> ``feed`` -> ``pipeline``: ``windows``
+-> ``decode`` (once) -> ``replicate`` (M x ``recipes``) -> torch tensors ``[B*M, 3, S, S]``; on the
+CPU, ``imagenet`` replicas are made after DALI by ``resample``; ``loader`` walks the epochs.
 """
 
 __version__ = "0.1.0"

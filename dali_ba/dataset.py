@@ -92,10 +92,6 @@ def describe_sample(path: str, key: str | None = None) -> str:
     return f"image file {path!r}" if key is None else f"sample {key!r} in tar shard {path!r}"
 
 
-#: The name this index had when ImageFolder was its only source.
-ImageFolderIndex = SampleIndex
-
-
 def scan_image_folder(root: str | os.PathLike) -> SampleIndex:
     """Lists the images under ``root/<class>/...``.
 

@@ -98,7 +98,7 @@ class Feed:
         """
         outputs = self._next_outputs()
         batch = self._in_flight.popleft()
-        images, labels = self._to_torch(outputs)
+        images, labels = self._finish(outputs)
         self._pipe.schedule_run()  # DALI works on the next batch while the model takes this one
         self.io.batches += 1
         return batch, images, labels
@@ -164,9 +164,6 @@ class Feed:
 
     def _cuda_stream(self):
         return torch.cuda.current_stream(self._device) if self._device.type == "cuda" else None
-
-    def _to_torch(self, outputs):
-        return self._finish(outputs)
 
 
 class DLPackHandOff:

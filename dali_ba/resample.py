@@ -150,17 +150,17 @@ class TorchResampler:
             self._pool = None
 
     def _make(self, regions, windows, flips, images, first: int, last: int) -> None:
-        scratch = torch.empty(3, self._size, self._size) if self._dtype != torch.float32 else None
+        # float16 output is normalized in float32 here first, so that it is rounded only once.
+        scratch = None if self._dtype == torch.float32 else torch.empty(3, self._size, self._size)
         for sample in range(first, last):
             region = torch.from_numpy(np.asarray(regions[sample])).permute(2, 0, 1)
             for k in range(sample * self._aug_repeats, (sample + 1) * self._aug_repeats):
-                replica = resized_window(region, windows[k], flips[k], self._size)
                 out = images[k].permute(2, 0, 1) if self._channels_last else images[k]
-                target = out if scratch is None else scratch
-                target.copy_(replica)
-                target.mul_(self._scale).add_(self._shift)
+                normalized = out if scratch is None else scratch
+                normalized.copy_(resized_window(region, windows[k], flips[k], self._size))
+                normalized.mul_(self._scale).add_(self._shift)
                 if scratch is not None:
-                    out.copy_(scratch)  # rounded to float16 once, after normalizing in float32
+                    out.copy_(scratch)
 
 
 def one_intra_op_thread() -> bool:

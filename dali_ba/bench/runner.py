@@ -24,8 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..config import resolve_device, resolve_dtype
-from ..config import cache_dir
+from ..config import cache_dir, resolve_device, resolve_dtype
 from ..dataset import SampleIndex, scan_image_folder
 from ..shards import index_tar_shards, make_shards
 from .loaders import CPU_LOADERS, FACTORIES, LOADERS, TAR_LOADERS, BenchSpec
