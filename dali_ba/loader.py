@@ -92,8 +92,9 @@ class BatchAugmentLoader:
         resample: Where the replicas are cut out, resized, flipped and normalized: ``"dali"`` in
             the DALI pipeline; ``"torch"`` with torch's kernels on the CPU after DALI decoded
             (``imagenet`` recipe, CPU device only; torchvision's tensor ``RandomResizedCrop``
-            arithmetic, about 4x faster than DALI's CPU resize); ``"auto"`` picks ``"torch"``
-            where it applies, else ``"dali"``.
+            arithmetic, about 6x faster per replica than DALI's CPU resize in
+            ``benchmarks/compare_resize.py``); ``"auto"`` picks ``"torch"`` where it applies,
+            else ``"dali"``.
 
     Raises:
         ValueError: An option out of range, or a batch larger than the shard with ``drop_last``.

@@ -7,11 +7,11 @@ windows once per file (``decode.py``). Its outputs per sample are that decoded r
 ``HWC``, any size), the M windows in the region's coordinates and the M flips; this stage turns
 them into the replicas of the replica contract.
 
-Why torch here: on one CPU core, DALI's antialiased resize plus its normalize took 0.92-1.02 ms
+Why torch here: on one CPU core, DALI's antialiased resize plus its normalize took 0.929-0.940 ms
 per 224 px replica of the bench's images, torch's uint8 kernel (the one torchvision's tensor
-transforms use) with our normalize 0.15-0.16 ms, and PIL's resize alone 0.42 ms, in 3 rounds of
-``benchmarks/compare_resize.py``. On a GPU the replicas stay in DALI (``replicate.py``), whose
-GPU resize is fast and keeps the data on the device.
+transforms use) with our normalize 0.149-0.152 ms, and PIL's resize alone 0.425-0.429 ms, in 3
+rounds of ``benchmarks/compare_resize.py`` (the run quoted in the README). On a GPU the replicas
+stay in DALI (``replicate.py``), whose GPU resize is fast and keeps the data on the device.
 
 Two details of this stage, each worth a few percent of a step on the 2-core machine
 (``benchmarks/profile_cpu.py --only shipped``, B=32, M=4, 5 rounds, median ms per step):
