@@ -13,6 +13,7 @@ take the same keyword options.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import weakref
 from dataclasses import replace
@@ -33,7 +34,10 @@ from .resample import TorchResampler
 from .shards import index_tar_shards
 
 _DALI_DTYPES = {torch.float32: types.FLOAT, torch.float16: types.FLOAT16}
-STATE_VERSION = 1
+#: 2: the position is a sample count into the epoch's permutation (any number of shards may resume
+#: it); 1: a batch number, valid on the same number of shards only (still loaded, converted).
+STATE_VERSION = 2
+log = logging.getLogger(__name__)
 
 
 class BatchAugmentLoader:
@@ -208,10 +212,11 @@ class BatchAugmentLoader:
         # Reader threads end when the loader is collected, or at exit.
         weakref.finalize(self, self._feed.close)
         self._next_epoch = 0
-        self._resume_batch = 0
+        self._resume_position = 0  # where in its permutation the next epoch starts (> 0 after a resume)
         self._epoch: int | None = None
-        self._delivered = 0
+        self._position = 0  # how far the epoch under way has come (see EpochPlan.position)
         self._generation = 0
+        self._last_indices = np.empty(0, dtype=np.int64)
 
     # -- what the training loop sees -------------------------------------------------------------
 
@@ -228,7 +233,7 @@ class BatchAugmentLoader:
     @property
     def num_samples(self) -> int:
         """Images this shard delivers per epoch (each as M replicas)."""
-        return self._plan.samples_per_shard
+        return self._plan.samples_per_shard()
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -250,6 +255,17 @@ class BatchAugmentLoader:
         """B, unique images per step (each batch holds ``batch_size * aug_repeats`` images)."""
         return self.config.batch_size
 
+    @property
+    def last_indices(self) -> np.ndarray:
+        """The samples of the batch delivered last, as indices into :attr:`dataset` (``int64``).
+
+        One entry per unique sample, in batch order: images ``j*M .. j*M+M-1`` of the batch are
+        the replicas of sample ``last_indices[j]``, whose file is ``loader.dataset.describe(i)``.
+        Empty before the first batch. For audits (which samples a run trained on) and messages
+        (which files a bad batch held).
+        """
+        return self._last_indices
+
     def __len__(self) -> int:
         """Batches per epoch on this shard."""
         return len(self._plan)
@@ -262,33 +278,39 @@ class BatchAugmentLoader:
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be an int >= 0, but got {epoch!r}")
         if epoch != self._next_epoch:
-            self._resume_batch = 0
+            self._resume_position = 0
         self._next_epoch = epoch
 
     def __iter__(self):
         self._feed.stop()
         self._generation += 1
-        epoch, start = self._next_epoch, self._resume_batch
-        self._epoch, self._delivered = epoch, start
-        self._next_epoch, self._resume_batch = epoch + 1, 0
+        epoch, start = self._next_epoch, self._resume_position
+        self._epoch, self._position = epoch, start
+        self._next_epoch, self._resume_position = epoch + 1, 0
         return self._run_epoch(epoch, start, self._generation)
 
     # -- resumable state -------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """Where the loader stands: the epoch and batch the next ``iter(loader)`` will start at.
+        """Where the loader stands: the epoch and the position the next ``iter(loader)`` starts at.
 
         Save it with the model checkpoint; after :meth:`load_state_dict` the interrupted epoch
-        delivers exactly the batches it had not delivered yet (their augmentations are new draws).
+        delivers exactly the samples it had not delivered yet (their augmentations are new draws).
+        ``position`` counts the samples of the epoch's permutation that all ranks together have
+        consumed, so every rank saves the same state and any number of ranks can resume it;
+        ``batch`` is the number of this shard's batches that position stands for (informative).
         """
-        if self._epoch is not None and self._delivered < len(self) and self._epoch + 1 == self._next_epoch:
-            epoch, batch = self._epoch, self._delivered  # an epoch is under way
+        if self._epoch is not None and self._epoch + 1 == self._next_epoch:  # an epoch is under way, or just ended
+            epoch, position = self._epoch, self._position
         else:
-            epoch, batch = self._next_epoch, self._resume_batch
+            epoch, position = self._next_epoch, self._resume_position
+        if self._plan.remaining(position) == 0:
+            epoch, position = epoch + 1, 0  # the epoch is over, even where its last batches were all skipped
         return {
             "version": STATE_VERSION,
             "epoch": epoch,
-            "batch": batch,
+            "position": position,
+            "batch": len(self) - self._plan.num_batches(position),
             "seed": self.config.seed,
             "num_files": len(self._index),
             "batch_size": self.config.batch_size,
@@ -302,33 +324,49 @@ class BatchAugmentLoader:
     def load_state_dict(self, state: dict) -> None:
         """Restores a :meth:`state_dict`; the next ``iter(loader)`` resumes where it stopped.
 
-        A state saved on one rank resumes every rank: ranks step through an epoch together, and the
-        order is shared, so only the number of shards has to match, not the shard.
+        The state may come from any rank and from a run on another number of shards (an elastic
+        restart, a requeue on fewer nodes): the samples of the interrupted epoch not consumed yet
+        are dealt over this run's shards as an epoch is (each exactly once with ``drop_last=False``;
+        cut to equal full batches with ``drop_last=True``), and the epochs after it are whole
+        epochs on this run's shards. States saved by dali-ba 0.1 (``version`` 1) load too.
 
         Raises:
-            ValueError: The state was saved by a loader over other data or with another batch
-                size, shuffle, drop_last or number of shards, so its position would mean other samples.
+            ValueError: The state is not a loader state, or was saved by a loader over other data
+                or with another batch size, shuffle or drop_last, so its position would mean other
+                samples.
         """
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"state version {state.get('version')!r} is not supported (expected {STATE_VERSION})")
-        mine = self.state_dict()
-        for key in ("num_files", "batch_size", "shuffle", "drop_last", "num_shards"):
-            if state[key] != mine[key]:
+        version = state.get("version") if isinstance(state, dict) else None
+        if version not in (1, STATE_VERSION):
+            raise ValueError(f"cannot resume: loader state version {version!r} is not supported (expected 1 or {STATE_VERSION}); "
+                             f"pass the dict that loader.state_dict() returned")
+        mine = {"num_files": len(self._index), "batch_size": self.config.batch_size, "shuffle": self.config.shuffle,
+                "drop_last": self.config.drop_last}
+        for key, value in mine.items():
+            if state[key] != value:
                 raise ValueError(
                     f"cannot resume: the saved loader state has {key}={state[key]!r} but this loader has "
-                    f"{key}={mine[key]!r}; resume with the same data and options"
+                    f"{key}={value!r}; resume with the same data and options"
                 )
-        if not 0 <= state["batch"] <= len(self):
-            raise ValueError(f"cannot resume: saved batch {state['batch']} is outside this epoch's {len(self)} batches")
+        if version == 1:  # a batch number on the saver's shards; those runs always started epochs at 0
+            position = min(state["batch"] * state["num_shards"] * state["batch_size"], state["num_files"])
+        else:
+            position = state["position"]
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= len(self._index):
+            raise ValueError(f"cannot resume: saved position {position!r} is outside the epoch's {len(self._index)} samples")
         self._feed.stop()
         self._generation += 1
         self.config = replace(self.config, seed=state["seed"])
         self._plan = replace(self._plan, seed=state["seed"])
         skipped = set(state["skipped_files"])
         self._feed.skipped = {i for i in range(len(self._index)) if self._index.name(i) in skipped} if skipped else set()
+        epoch = state["epoch"]
+        if self._plan.remaining(position) == 0:
+            epoch, position = epoch + 1, 0  # on this many shards no full batch is left of that epoch
+        if state["num_shards"] != self.config.num_shards:
+            log.info("resuming epoch %d at sample %d of %d on %d shard(s); the state was saved on %d",
+                     epoch, position, len(self._index), self.config.num_shards, state["num_shards"])
         self._epoch = None
-        self._next_epoch, self._resume_batch = state["epoch"], state["batch"]
-
+        self._next_epoch, self._resume_position = epoch, position
 
     @property
     def io(self) -> IOStats:
@@ -338,18 +376,19 @@ class BatchAugmentLoader:
     # -- the epoch loop --------------------------------------------------------------------------
 
     def _run_epoch(self, epoch: int, start: int, generation: int):
-        self._feed.start(Batch(n, indices) for n, indices in enumerate(self._plan.batches(epoch, start), start=start))
+        self._feed.start(Batch(n, indices) for n, indices in enumerate(self._plan.batches(epoch, start)))
         while True:
             if generation != self._generation:
                 raise RuntimeError("this iterator was superseded by a newer iter(loader) or load_state_dict(); iterate the new one")
             try:
                 batch, images, labels = self._feed.next()
             except StopIteration:
-                # The epoch is over even where its last batches held only skipped samples and so
-                # were never delivered: a state saved now must not replay them.
-                self._delivered = len(self)
+                # The epoch is over for this shard, even where its last batches held only skipped
+                # samples and so were never delivered: a state saved now must not replay them.
+                self._position = len(self._index)
                 return
-            self._delivered = batch.number + 1
+            self._position = self._plan.position(start, batch.number + 1)
+            self._last_indices = batch.indices
             yield images, labels
 
 

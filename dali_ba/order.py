@@ -9,6 +9,11 @@ arithmetic on indices, so the loader's promises can be checked without decoding 
   and, with ``drop_last=False``, together cover the data set exactly once per epoch;
 * with ``drop_last=True`` every shard is cut to the same number of full batches, so ranks under
   DistributedDataParallel take the same number of steps.
+
+Ranks step through an epoch together, so after ``s`` steps on ``n`` shards the samples consumed are
+exactly the first ``n * s * batch_size`` of the permutation (all of it, at most). That *position*
+is all a resume needs, whatever the number of shards: an epoch resumed at ``position`` deals the
+rest of the permutation, ``order[position:]``, over the shards it runs on by the same rules.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ import numpy as np
 @dataclass(frozen=True)
 class EpochPlan:
     """Batch composition for one shard, identical for every epoch except for the permutation.
+
+    Every method takes ``start``, the position in the epoch's permutation where the run begins:
+    ``0`` for a whole epoch, a saved :meth:`position` to finish an interrupted one (on this number
+    of shards or another).
 
     Args:
         num_samples: Samples in the whole data set.
@@ -40,30 +49,49 @@ class EpochPlan:
     shard_id: int = 0
     num_shards: int = 1
 
-    @property
-    def samples_per_shard(self) -> int:
-        """Samples this shard delivers per epoch."""
+    def samples_per_shard(self, start: int = 0) -> int:
+        """Samples this shard delivers from ``start`` to the end of the epoch."""
+        rest = max(0, self.num_samples - start)
         if self.drop_last:
-            per_shard = self.num_samples // self.num_shards
+            per_shard = rest // self.num_shards
             return per_shard - per_shard % self.batch_size
         # Shards differ by at most one sample; the first `remainder` shards get the extra one.
-        base, remainder = divmod(self.num_samples, self.num_shards)
+        base, remainder = divmod(rest, self.num_shards)
         return base + (1 if self.shard_id < remainder else 0)
 
-    def __len__(self) -> int:
-        """Batches per epoch for this shard."""
-        return -(-self.samples_per_shard // self.batch_size)
+    def num_batches(self, start: int = 0) -> int:
+        """Batches this shard delivers from ``start`` to the end of the epoch."""
+        return -(-self.samples_per_shard(start) // self.batch_size)
 
-    def indices(self, epoch: int) -> np.ndarray:
-        """Sample indices this shard delivers in ``epoch``, in delivery order (``int64``)."""
+    def __len__(self) -> int:
+        """Batches per (whole) epoch for this shard."""
+        return self.num_batches(0)
+
+    def remaining(self, start: int) -> int:
+        """Samples all shards together still deliver from ``start`` on; ``0`` when the epoch is over."""
+        rest = max(0, self.num_samples - start)
+        if self.drop_last:
+            return self.num_shards * self.samples_per_shard(start)  # equal on every shard
+        return rest
+
+    def position(self, start: int, steps: int) -> int:
+        """Where the epoch stands after every shard took ``steps`` batches from ``start``.
+
+        The samples consumed are a prefix of the permutation, so this is one number that means the
+        same on every rank, and on any number of ranks that resumes from it.
+        """
+        return min(start + self.num_shards * steps * self.batch_size, start + self.remaining(start))
+
+    def indices(self, epoch: int, start: int = 0) -> np.ndarray:
+        """Sample indices this shard delivers in ``epoch`` from ``start`` on, in delivery order (``int64``)."""
         if self.shuffle:
             order = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
         else:
             order = np.arange(self.num_samples)
-        return order[self.shard_id :: self.num_shards][: self.samples_per_shard]
+        return order[start + self.shard_id :: self.num_shards][: self.samples_per_shard(start)]
 
-    def batches(self, epoch: int, start_batch: int = 0):
-        """Yields the index array of each batch of ``epoch``, starting at ``start_batch``."""
-        indices = self.indices(epoch)
-        for start in range(start_batch * self.batch_size, len(indices), self.batch_size):
-            yield indices[start : start + self.batch_size]
+    def batches(self, epoch: int, start: int = 0):
+        """Yields the index array of each batch of ``epoch`` from ``start`` on."""
+        indices = self.indices(epoch, start)
+        for first in range(0, len(indices), self.batch_size):
+            yield indices[first : first + self.batch_size]

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -46,6 +48,36 @@ def test_drop_last_gives_every_shard_the_same_full_batches(num_shards):
     assert len(set(together.tolist())) == len(together)
 
 
-def test_start_batch_skips_exactly_the_delivered_batches():
+def test_starting_at_a_position_skips_exactly_the_delivered_batches():
     p = plan()
-    assert [b.tolist() for b in p.batches(2, start_batch=5)] == [b.tolist() for b in list(p.batches(2))[5:]]
+    assert p.position(0, 5) == 40
+    assert [b.tolist() for b in p.batches(2, start=40)] == [b.tolist() for b in list(p.batches(2))[5:]]
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+@pytest.mark.parametrize("num_samples", [24, 25, 103])
+def test_an_epoch_resumed_at_a_position_on_any_number_of_shards_covers_the_rest_once(num_samples, drop_last):
+    for batch_size in (1, 3, 8):
+        for shards in (1, 2, 3, 4):
+            before = [plan(num_samples=num_samples, batch_size=batch_size, drop_last=drop_last, shard_id=k, num_shards=shards)
+                      for k in range(shards)]
+            for steps in range(len(before[0]) + 1):
+                taken = [i for p in before for b in list(p.batches(1))[:steps] for i in b.tolist()]
+                position = before[0].position(0, steps)
+                assert {p.position(0, steps) for p in before} == {position}
+                assert sorted(taken) == sorted(_prefix(before[0], position)), "what was taken is a prefix of the permutation"
+                for new in (1, 2, 3, 5, 6):
+                    after = [replace(before[0], shard_id=k, num_shards=new) for k in range(new)]
+                    rest = [i for p in after for i in p.indices(1, position).tolist()]
+                    assert len(set(taken + rest)) == len(taken + rest), "no sample twice"
+                    assert len(rest) == after[0].remaining(position)
+                    if drop_last:
+                        assert len({p.num_batches(position) for p in after}) == 1
+                        assert all(len(b) == batch_size for p in after for b in p.batches(1, position))
+                    else:
+                        assert sorted(taken + rest) == list(range(num_samples)), "every sample once"
+
+
+def _prefix(p, position):
+    """The first ``position`` samples of epoch 1's permutation."""
+    return np.random.default_rng([p.seed, 1]).permutation(p.num_samples)[:position].tolist()
