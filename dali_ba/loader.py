@@ -359,14 +359,13 @@ class BatchAugmentLoader:
         self._plan = replace(self._plan, seed=state["seed"])
         skipped = set(state["skipped_files"])
         self._feed.skipped = {i for i in range(len(self._index)) if self._index.name(i) in skipped} if skipped else set()
-        epoch = state["epoch"]
-        if self._plan.remaining(position) == 0:
-            epoch, position = epoch + 1, 0  # on this many shards no full batch is left of that epoch
+        # Kept as saved even where no full batch of that epoch is left on this many shards: the
+        # training loop's set_epoch(epoch) then runs an empty rest instead of a second whole epoch.
         if state["num_shards"] != self.config.num_shards:
             log.info("resuming epoch %d at sample %d of %d on %d shard(s); the state was saved on %d",
-                     epoch, position, len(self._index), self.config.num_shards, state["num_shards"])
+                     state["epoch"], position, len(self._index), self.config.num_shards, state["num_shards"])
         self._epoch = None
-        self._next_epoch, self._resume_position = epoch, position
+        self._next_epoch, self._resume_position = state["epoch"], position
 
     @property
     def io(self) -> IOStats:
@@ -377,19 +376,25 @@ class BatchAugmentLoader:
 
     def _run_epoch(self, epoch: int, start: int, generation: int):
         self._feed.start(Batch(n, indices) for n, indices in enumerate(self._plan.batches(epoch, start)))
-        while True:
-            if generation != self._generation:
-                raise RuntimeError("this iterator was superseded by a newer iter(loader) or load_state_dict(); iterate the new one")
-            try:
-                batch, images, labels = self._feed.next()
-            except StopIteration:
-                # The epoch is over for this shard, even where its last batches held only skipped
-                # samples and so were never delivered: a state saved now must not replay them.
-                self._position = len(self._index)
-                return
-            self._position = self._plan.position(start, batch.number + 1)
-            self._last_indices = batch.indices
-            yield images, labels
+        try:
+            while True:
+                if generation != self._generation:
+                    raise RuntimeError("this iterator was superseded by a newer iter(loader) or load_state_dict(); iterate the new one")
+                try:
+                    batch, images, labels = self._feed.next()
+                except StopIteration:
+                    # The epoch is over for this shard, even where its last batches held only skipped
+                    # samples and so were never delivered: a state saved now must not replay them.
+                    self._position = len(self._index)
+                    return
+                self._position = self._plan.position(start, batch.number + 1)
+                self._last_indices = batch.indices
+                yield images, labels
+        finally:
+            if generation == self._generation:
+                # The epoch was left (a `break`, an exception in the loop): its reads ahead stop
+                # now, not at the next iter(loader).
+                self._feed.stop()
 
 
 class ImageFolderLoader(BatchAugmentLoader):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -80,13 +80,17 @@ class ReadAhead:
         return batch, encoded
 
     def cancel(self) -> Iterator[Batch]:
-        """Stops reading ahead. Returns the batches not taken yet, queued ones first, in order."""
-        queued = []
+        """Stops reading ahead. Returns the batches not taken yet, queued ones first, in order.
+
+        Reads already under way cannot be cancelled; they are waited for, so that none of them
+        (nor the file it holds open) outlives the epoch it was for.
+        """
+        queued, running = [], []
         for batch, futures in self._queue:
-            for future in futures:
-                future.cancel()
+            running += [future for future in futures if not future.cancel()]
             queued.append(batch)
         self._queue.clear()
+        wait(running)
         rest, self._batches = self._batches, iter(())
         return itertools.chain(queued, rest)
 

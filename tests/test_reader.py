@@ -65,6 +65,25 @@ def test_time_waiting_for_a_slow_read_is_counted():
     reader.close()
 
 
+def test_cancel_waits_for_the_reads_under_way_and_drops_the_queued():
+    started, finished = threading.Event(), []
+
+    def read(i):
+        started.set()
+        time.sleep(0.2)
+        finished.append(i)
+        return np.zeros(1, np.uint8)
+
+    reader = ReadAhead(read, threads=1, depth=2)
+    reader.start(batches(2, 2))
+    assert started.wait(10)
+    left = list(reader.cancel())
+    assert finished == [0], "the read under way ended before cancel returned; the queued ones never ran"
+    assert [batch.number for batch in left] == [0, 1]
+    reader.close()
+    assert finished == [0]
+
+
 def test_read_error_surfaces_in_take_and_the_reader_goes_on():
     def read(i):
         if i == 2:
