@@ -4,7 +4,15 @@
 One GPU:          python examples/train_imagenet.py /data/imagenet --aug-repeats 4 --amp --channels-last
 One node, 8 GPUs: torchrun --nproc_per_node 8 examples/train_imagenet.py /data/imagenet --aug-repeats 4 --amp
 Many nodes:       torchrun --nnodes N --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 examples/train_imagenet.py ...
-Resume:           ... --resume out/checkpoint.pth   (the loader continues mid-epoch where it stopped)
+SLURM, no torchrun: srun python examples/train_imagenet.py ...   (one task per GPU; ranks from SLURM_*)
+Resume:           ... --resume out/checkpoint.pth   (the loader continues mid-epoch where it stopped,
+                  on any number of ranks)
+
+Preemption: on SIGUSR1 or SIGTERM (SLURM sends one before the time limit, ``#SBATCH --signal``, or
+on preemption) every rank finishes its step, the ranks agree, rank 0 writes the checkpoint with the
+loader's position, and every rank exits with code 75 (EXIT_PREEMPTED, sysexits' EX_TEMPFAIL: "try
+again"), on which ``docker/slurm/train.sbatch`` requeues the job. Under torchrun, SIGTERM reaches the
+workers through torchrun; SIGUSR1 does when TORCHELASTIC_SIGNALS_TO_HANDLE lists it.
 
 The learning rate schedule is the baseline's, whatever M is: like the paper, batch augmentation
 keeps the schedule and learning rate of the B-sample baseline (lr = 0.1 * B * world_size / 256),
@@ -17,6 +25,8 @@ import argparse
 import datetime
 import math
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -50,14 +60,24 @@ def get_args(argv=None):
     parser.add_argument("--print-freq", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N training steps in all (smoke tests)")
-    return parser.parse_args(argv)
+    parser.add_argument("--sample-log", default="", help="folder: each rank appends the samples of every step it "
+                        "trained on to samples-rank<R>.txt (dali-ba backend; for audits)")
+    args = parser.parse_args(argv)
+    if args.sample_log and args.data_backend != "dali-ba":
+        parser.error("--sample-log needs --data-backend dali-ba (the torchvision backend does not say which samples a batch holds)")
+    return args
+
+
+#: Exit code after a checkpoint on SIGUSR1/SIGTERM: sysexits' EX_TEMPFAIL, "temporary failure, try again".
+EXIT_PREEMPTED = 75
 
 
 # -- distributed ------------------------------------------------------------------------------------
 
 
 def init_distributed(device_name: str) -> tuple[torch.device, int, int]:
-    """Starts torch.distributed when torchrun (or srun + torchrun) set RANK/WORLD_SIZE."""
+    """Starts torch.distributed when torchrun set RANK/WORLD_SIZE, or srun started one task per rank."""
+    from_slurm_step()
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
@@ -67,6 +87,45 @@ def init_distributed(device_name: str) -> tuple[torch.device, int, int]:
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))
         return device, dist.get_rank(), dist.get_world_size()
     return device, 0, 1
+
+
+def from_slurm_step() -> None:
+    """Sets torchrun's variables from SLURM's when srun started this process as one of several ranks.
+
+    Only inside an srun step (``SLURM_STEP_NUM_TASKS``), and never under torchrun (which sets
+    ``RANK`` itself). ``MASTER_ADDR`` comes from the batch script; the port defaults to 29500.
+    """
+    tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS", "1"))
+    if "RANK" in os.environ or tasks < 2:
+        return
+    per_node = os.environ.get("SLURM_STEP_TASKS_PER_NODE", str(tasks)).split("(")[0].split(",")[0]
+    os.environ.update(RANK=os.environ["SLURM_PROCID"], WORLD_SIZE=str(tasks), LOCAL_RANK=os.environ["SLURM_LOCALID"],
+                      LOCAL_WORLD_SIZE=per_node)
+    os.environ.setdefault("MASTER_PORT", "29500")
+    if "MASTER_ADDR" not in os.environ:
+        raise SystemExit("srun started several ranks, but MASTER_ADDR is not set: export it in the batch script "
+                         "(the first host of $SLURM_JOB_NODELIST, see docker/slurm/train.sbatch)")
+
+
+class StopRequest:
+    """Turns SIGUSR1/SIGTERM into a request to stop after the current step, agreed by all ranks."""
+
+    SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal: str | None = None
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._note)
+
+    def _note(self, signum, _frame):
+        self.signal = signal.Signals(signum).name  # only noted here; acted on between steps
+
+    def agreed(self, device: torch.device) -> bool:
+        """Whether any rank got a signal (one small all-reduce, so that all ranks stop at the same step)."""
+        flag = torch.tensor([1.0 if self.signal else 0.0], device=device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
 
 def log(rank: int, message: str) -> None:
@@ -179,6 +238,7 @@ def evaluate(model, loader, device, rank) -> tuple[float, float]:
 
 
 def main(args):
+    stop = StopRequest()  # first: a signal that comes while the job starts up is kept, not fatal
     device, rank, world = init_distributed(args.device)
     torch.manual_seed(args.seed)
     train_loader, val_loader = make_loaders(args, device)
@@ -196,6 +256,10 @@ def main(args):
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
+    samples = None
+    if args.sample_log:
+        Path(args.sample_log).mkdir(parents=True, exist_ok=True)
+        samples = open(Path(args.sample_log) / f"samples-rank{rank}.txt", "a")
     start_epoch, step = 0, 0
     if args.resume:
         checkpoint = torch.load(args.resume, map_location=device, weights_only=False)
@@ -207,7 +271,9 @@ def main(args):
         start_epoch, step = checkpoint["epoch"], checkpoint["step"]
         if "train_loader" in checkpoint and hasattr(train_loader, "load_state_dict"):
             train_loader.load_state_dict(checkpoint["train_loader"])
-            log(rank, f"resumed from {args.resume}: epoch {start_epoch}, batch {checkpoint['train_loader']['batch']} of {len(train_loader)}")
+            saved = checkpoint["train_loader"]
+            log(rank, f"resumed from {args.resume}: epoch {saved['epoch']}, batch {train_loader.state_dict()['batch']} of "
+                      f"{len(train_loader)} (saved on {saved['num_shards']} rank(s), resumed on {world})")
         else:
             log(rank, f"resumed from {args.resume}: epoch {start_epoch} (the epoch restarts: this backend keeps no loader state)")
 
@@ -233,25 +299,53 @@ def main(args):
             step += 1
             images_seen += labels.numel()
             if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {i}")
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {i}{batch_files(train_loader)}")
+            if samples is not None:
+                samples.write(f"{epoch} {' '.join(map(str, train_loader.last_indices.tolist()))}\n")
+                samples.flush()
             if i % args.print_freq == 0:
                 rate = images_seen * world / (time.time() - started)
                 log(rank, f"Epoch [{epoch}] [{i}/{len(train_loader)}] loss {loss.item():.4f} lr {optimizer.param_groups[0]['lr']:.4g} {rate:.1f} img/s")
-            stop = args.max_steps and step >= args.max_steps
-            if rank == 0 and ((args.checkpoint_every and step % args.checkpoint_every == 0) or stop):
+            at_max = args.max_steps and step >= args.max_steps
+            signalled = stop.agreed(device)
+            if rank == 0 and ((args.checkpoint_every and step % args.checkpoint_every == 0) or at_max or signalled):
                 save_checkpoint(out / "checkpoint.pth", model, optimizer, scheduler, scaler, epoch, step, train_loader, args)
-            if stop:
+            if signalled:
+                return stopped_on_signal(stop, rank, step, out)
+            if at_max:
                 log(rank, f"stopping after {step} steps (--max-steps); checkpoint in {out / 'checkpoint.pth'}")
-                return
+                return 0
         elapsed = time.time() - started
         log(rank, f"Epoch [{epoch}] done in {elapsed:.1f}s, {images_seen * world / elapsed:.1f} img/s ({images_seen * world} images)")
         scheduler.step()
         evaluate(model, val_loader, device, rank)
         if rank == 0:
             save_checkpoint(out / "checkpoint.pth", model, optimizer, scheduler, scaler, epoch + 1, step, train_loader, args)
+        if stop.agreed(device):  # a signal during evaluation: the epoch's checkpoint is written
+            return stopped_on_signal(stop, rank, step, out)
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    return 0
+
+
+def batch_files(loader) -> str:
+    """``; the batch held <files>``, where the loader says which samples a batch holds."""
+    if not hasattr(loader, "last_indices"):
+        return ""
+    names = [loader.dataset.describe(int(i)) for i in loader.last_indices[:8]]
+    more = f" and {len(loader.last_indices) - 8} more" if len(loader.last_indices) > 8 else ""
+    return f"; the batch held {', '.join(names)}{more}"
+
+
+def stopped_on_signal(stop: StopRequest, rank: int, step: int, out: Path) -> int:
+    """After rank 0 saved the checkpoint: every rank waits for it, then the job exits with EXIT_PREEMPTED."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # no rank leaves (and no launcher tears rank 0 down) before the checkpoint is on disk
+        dist.destroy_process_group()
+    print(f"rank {rank}: stopped after step {step} on {stop.signal or 'another rank’s signal'}; "
+          f"checkpoint in {out / 'checkpoint.pth'}; exit code {EXIT_PREEMPTED}", flush=True)
+    return EXIT_PREEMPTED
 
 
 if __name__ == "__main__":
-    main(get_args())
+    sys.exit(main(get_args()))

@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
+SBATCH = ROOT / "docker" / "slurm" / "train.sbatch"
 
 
 def hadolint():
@@ -55,6 +56,37 @@ def test_shell_scripts_parse(script):
 
 
 def test_sbatch_calls_the_training_script_that_exists():
-    text = (ROOT / "docker" / "slurm" / "train.sbatch").read_text()
+    text = SBATCH.read_text()
     assert "/opt/dali-ba/examples/train_imagenet.py" in text and (ROOT / "examples" / "train_imagenet.py").exists()
-    assert "#SBATCH --nodes=" in text and "torchrun" in text
+    assert "#SBATCH --nodes=" in text and "#SBATCH --signal=USR1@" in text, "the signal goes to every rank, not only to the batch shell"
+
+
+def run_sbatch(tmp_path, *, srun_exit, checkpoint=False):
+    """Runs train.sbatch with stand-ins for srun and scontrol; returns (exit code, calls made)."""
+    bin_dir, out = tmp_path / "bin", tmp_path / "out"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.txt"
+    for name, body in {"srun": f'echo "srun $*" >> {calls}; exit {srun_exit}',
+                       "scontrol": f'if [ "$1" = show ]; then echo node001; echo node002; else echo "scontrol $*" >> {calls}; fi'}.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    if checkpoint:
+        out.mkdir()
+        (out / "checkpoint.pth").write_bytes(b"")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SLURM_JOB_ID": "42", "SLURM_JOB_NAME": "t", "SLURM_JOB_NODELIST": "node[001-002]",
+           "OUT": str(out), "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", str(SBATCH)], env=env, capture_output=True, text=True, cwd=tmp_path)
+    return done.returncode, calls.read_text().splitlines()
+
+
+def test_sbatch_requeues_when_the_ranks_checkpointed_on_a_signal(tmp_path):
+    code, calls = run_sbatch(tmp_path, srun_exit=75, checkpoint=True)
+    assert code == 75 and calls[-1] == "scontrol requeue 42"
+    assert "--resume /out/checkpoint.pth" in calls[0], "the next run resumes from the checkpoint, inside the container"
+
+
+@pytest.mark.parametrize("srun_exit", [0, 1])
+def test_sbatch_does_not_requeue_a_finished_or_failed_run(tmp_path, srun_exit):
+    code, calls = run_sbatch(tmp_path, srun_exit=srun_exit)
+    assert code == srun_exit and not any(call.startswith("scontrol requeue") for call in calls)
+    assert "--resume" not in calls[0]
