@@ -21,7 +21,9 @@ import logging
 import os
 import re
 import tarfile
+import tempfile
 import warnings
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -126,17 +128,23 @@ def _shard_index(path: str, use_cache: bool):
         try:
             with np.load(cached) as data:
                 return tuple(data["keys"].tolist()), data["offsets"], data["sizes"], data["labels"]
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache entry is rebuilt below
     log.info("indexing tar shard %s", path)
     keys, offsets, sizes, labels = _read_tar_headers(path)
     if cached is not None:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(f".{os.getpid()}.tmp")
-            with open(partial, "wb") as f:
-                np.savez(f, keys=np.asarray(keys, dtype=str), offsets=offsets, sizes=sizes, labels=labels)
-            os.replace(partial, cached)
+            # A name no other writer can have: on a shared cache, processes on different hosts (or
+            # in containers) often share small pids, so the pid alone is not enough.
+            fd, partial = tempfile.mkstemp(dir=cached.parent, prefix=f"{cached.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, keys=np.asarray(keys, dtype=str), offsets=offsets, sizes=sizes, labels=labels)
+                os.replace(partial, cached)  # atomic: readers see the whole index or none
+            except BaseException:
+                os.unlink(partial)
+                raise
         except OSError as err:
             warnings.warn(f"could not cache the index of {path!r} in {str(cached.parent)!r} ({err}); it will be "
                           f"indexed again next time", stacklevel=3)

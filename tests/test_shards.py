@@ -1,8 +1,12 @@
 """Tar shards and file lists: the same epochs, shards, resume and error naming as ImageFolder."""
 
 import io
+import json
 import os
+import subprocess
+import sys
 import tarfile
+import time
 from collections import Counter
 
 import pytest
@@ -116,6 +120,56 @@ def test_index_is_cached_and_rebuilt_when_a_shard_changes(tmp_path, monkeypatch)
     write_tar(shard, {"x.jpg": jpeg(), "x.cls": b"2", "y.jpg": jpeg(), "y.cls": b"0"})
     os.utime(shard, ns=(1, 10**18))  # a changed shard: new size and mtime
     assert index_tar_shards(str(shard)).labels.tolist() == [2, 0]
+
+
+INDEXER = """
+import json, os, sys, time, warnings
+os.getpid = lambda: 4242  # as in containers on different hosts of one cluster: the same small pid
+from dali_ba.shards import index_tar_shards
+while not os.path.exists(sys.argv[2]):  # start all at once
+    time.sleep(0.001)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    index = index_tar_shards(sys.argv[1], threads=4)
+print(json.dumps({"keys": list(index.keys), "offsets": index.offsets.tolist(), "labels": index.labels.tolist(),
+                  "warnings": [str(w.message) for w in caught]}))
+"""
+
+
+def test_processes_indexing_the_same_shards_at_once_share_one_valid_cache(tmp_path, monkeypatch):
+    for n in range(40):
+        write_tar(tmp_path / f"s-{n:03d}.tar", {f"k{n}_{j}.jpg": b"\xff" * (50 + j) for j in range(20)}
+                  | {f"k{n}_{j}.cls": str(j % 7).encode() for j in range(20)})
+    pattern = str(tmp_path / "s-{000..039}.tar")
+    truth = index_tar_shards(pattern, use_cache=False)
+    go = tmp_path / "go"
+    env = dict(os.environ, DALI_BA_CACHE=str(tmp_path / "cache"))
+    procs = [subprocess.Popen([sys.executable, "-c", INDEXER, pattern, str(go)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    time.sleep(3)  # every process imported and waits
+    go.touch()
+    results = [proc.communicate(timeout=120) for proc in procs]
+    for proc, (out, err) in zip(procs, results):
+        assert proc.returncode == 0, err[-2000:]
+        index = json.loads(out)
+        assert index["warnings"] == []
+        assert (index["keys"], index["offsets"], index["labels"]) == (list(truth.keys), truth.offsets.tolist(), truth.labels.tolist())
+    cached = sorted(p.name for p in (tmp_path / "cache" / "tar-index").iterdir())
+    assert len(cached) == 40 and all(name.endswith(".npz") for name in cached), "one index per shard, no temporary left"
+    import dali_ba.shards as shards_module
+
+    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(shards_module, "_read_tar_headers", lambda path: pytest.fail(f"{path} was indexed again"))
+    assert index_tar_shards(pattern).keys == truth.keys
+
+
+def test_a_damaged_cache_entry_is_rebuilt(tmp_path):
+    shard = tmp_path / "a.tar"
+    write_tar(shard, {"x.jpg": jpeg(), "x.cls": b"1"})
+    index_tar_shards(str(shard))
+    (entry,) = (tmp_path / "cache" / "tar-index").iterdir()
+    entry.write_bytes(entry.read_bytes()[:40])  # torn
+    assert index_tar_shards(str(shard)).labels.tolist() == [1]
 
 
 @pytest.mark.parametrize(
