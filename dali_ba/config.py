@@ -87,6 +87,7 @@ class LoaderConfig:
     aug_repeats: int = 4
     recipe: str = "imagenet"
     image_size: int = 224
+    resize_size: int | None = None
     device: str = "auto"
     shuffle: bool = True
     seed: int | None = None
@@ -112,6 +113,14 @@ class LoaderConfig:
         _check_positive_int("read_ahead", self.read_ahead)
         if self.num_threads is not None:
             _check_positive_int("num_threads", self.num_threads)
+        if self.resize_size is not None:
+            _check_positive_int("resize_size", self.resize_size)
+            if self.recipe != "val":
+                raise ValueError(f"resize_size is the val recipe's resize before its center crop, but recipe={self.recipe!r}; "
+                                 f"leave resize_size=None")
+            if self.resize_size < self.image_size:
+                raise ValueError(f"resize_size={self.resize_size} is smaller than image_size={self.image_size}: the center "
+                                 f"crop would not fit; expected resize_size >= image_size")
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, but got {self.recipe!r}")
         if self.resample not in RESAMPLE:

@@ -75,6 +75,8 @@ class BatchAugmentLoader:
         recipe: ``"imagenet"``, ``"cifar"``, ``"randaugment"``, ``"trivialaugment"``,
             ``"autoaugment"`` or ``"val"`` (deterministic resize + center crop).
         image_size: Side S of the square output images.
+        resize_size: ``val`` recipe only: the shorter side before the center crop (torchvision's
+            ``--val-resize-size``); ``None`` is ``round(S / 0.875)``, 256 for 224.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         shuffle: New random order every epoch.
         seed: Seed of the order and the augmentations; ``None`` draws one (shared by all ranks).
@@ -113,6 +115,7 @@ class BatchAugmentLoader:
         aug_repeats: int = 4,
         recipe: str = "imagenet",
         image_size: int = 224,
+        resize_size: int | None = None,
         device: str = "auto",
         shuffle: bool = True,
         seed: int | None = None,
@@ -134,6 +137,7 @@ class BatchAugmentLoader:
             aug_repeats=aug_repeats,
             recipe=recipe,
             image_size=image_size,
+            resize_size=resize_size,
             device=device,
             shuffle=shuffle,
             seed=seed,
@@ -175,7 +179,7 @@ class BatchAugmentLoader:
                 f"shard {shard_id}/{num_shards} under {str(self._index.root)!r}, and drop_last=True leaves no batch; "
                 f"lower batch_size or pass drop_last=False"
             )
-        self._spec = OutputSpec(config.image_size, _DALI_DTYPES[config.dtype], config.channels_last)
+        self._spec = OutputSpec(config.image_size, _DALI_DTYPES[config.dtype], config.channels_last, config.resize_size)
         self._num_threads = config.num_threads or default_num_threads(self.device)
         recipe = RECIPES[config.recipe]
         #: Where the replicas are made: ``"dali"`` (in the pipeline) or ``"torch"`` (CPU, ``resample.py``).

@@ -26,7 +26,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
-#: Validation resizes the shorter side to image_size / 0.875 (256 for 224) before the center crop.
+#: Validation resizes the shorter side to image_size / 0.875 (256 for 224) before the center crop,
+#: unless ``resize_size`` says otherwise (torchvision's ``--val-resize-size``).
 VAL_CROP_FRACTION = 0.875
 
 
@@ -38,11 +39,14 @@ class OutputSpec:
         image_size: Side of the square output, in pixels.
         dtype: ``types.FLOAT`` or ``types.FLOAT16``.
         channels_last: ``HWC`` output instead of ``CHW``.
+        resize_size: ``val`` only: the shorter side before the center crop; ``None`` is
+            ``round(image_size / 0.875)``.
     """
 
     image_size: int
     dtype: types.DALIDataType
     channels_last: bool
+    resize_size: int | None = None
 
     @property
     def layout(self) -> str:
@@ -80,7 +84,8 @@ def imagenet(images, spec: OutputSpec, window: Window):
 
 
 def val(images, spec: OutputSpec):
-    """torchvision's ``Resize(R) + CenterCrop(S)`` with ``R = round(S / 0.875)`` (256 for 224), to the pixel.
+    """torchvision's ``Resize(R) + CenterCrop(S)``, to the pixel; ``R`` is ``spec.resize_size``, by
+    default ``round(S / 0.875)`` (256 for 224).
 
     The geometry is torchvision's own arithmetic, done in the pipeline on each image's shape: the
     shorter side becomes R and the longer ``int(R * long / short)`` (truncated), then the crop
@@ -91,7 +96,7 @@ def val(images, spec: OutputSpec):
     shape = images.shape(dtype=types.INT32)  # [H, W, C], on the CPU
     height, width = shape[0], shape[1]
     short = dmath.min(height, width)
-    resize = round(size / VAL_CROP_FRACTION)
+    resize = spec.resize_size or round(size / VAL_CROP_FRACTION)
     new_height, new_width = resize * height // short, resize * width // short
     images = fn.resize(
         images,

@@ -85,3 +85,11 @@ def test_auto_resample_stays_in_dali_on_a_gpu():
     assert LoaderConfig(device="cpu").resolve_resample(torch.device("cuda", 0)) == "dali"
     with pytest.raises(ValueError, match=r"resample='torch' runs on the CPU only, but device is 'cuda:0'"):
         LoaderConfig(resample="torch", device="cpu").resolve_resample(torch.device("cuda", 0))
+
+
+def test_resize_size_is_the_val_recipes_and_must_hold_the_crop():
+    assert LoaderConfig(recipe="val", image_size=224, resize_size=232).resize_size == 232
+    with pytest.raises(ValueError, match="resize_size is the val recipe's resize before its center crop, but recipe='imagenet'"):
+        LoaderConfig(resize_size=256)
+    with pytest.raises(ValueError, match="resize_size=200 is smaller than image_size=224"):
+        LoaderConfig(recipe="val", resize_size=200)

@@ -32,17 +32,19 @@ def mean_abs(a, b):
     return (a - b).abs().mean().item()
 
 
-def test_val_is_torchvisions_resize_and_center_crop(tmp_path):
+@pytest.mark.parametrize("resize, crop", [(None, 224), (232, 224), (160, 128)])
+def test_val_is_torchvisions_resize_and_center_crop(tmp_path, resize, crop):
     folder = tmp_path / "photos" / "c"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for k, (w, h) in enumerate(VAL_SIZES):
         Image.fromarray(natural_image(rng, w, h)).save(folder / f"{k:02d}.png")
     loader = ImageFolderLoader(tmp_path / "photos", batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", device="cpu",
-                               shuffle=False, drop_last=False)
+                               shuffle=False, drop_last=False, image_size=crop, resize_size=resize)
     images, _ = next(iter(loader))
-    pil = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
-    tensor = T.Compose([T.PILToTensor(), T.Resize(256, antialias=True), T.CenterCrop(224),
+    resize = resize or 256  # torchvision's reference default for a 224 crop
+    pil = T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    tensor = T.Compose([T.PILToTensor(), T.Resize(resize, antialias=True), T.CenterCrop(crop),
                         T.ConvertImageDtype(torch.float32), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     for k, (w, h) in enumerate(VAL_SIZES):
         image = Image.open(folder / f"{k:02d}.png").convert("RGB")
