@@ -20,6 +20,8 @@ def imagenet_loaders(
     aug_repeats: int,
     recipe: str = "imagenet",
     image_size: int = 224,
+    val_image_size: int | None = None,
+    val_resize_size: int | None = None,
     val_batch_size: int | None = None,
     **options,
 ) -> tuple[ImageFolderLoader, ImageFolderLoader]:
@@ -30,7 +32,10 @@ def imagenet_loaders(
         batch_size: B, unique training images per step and rank.
         aug_repeats: M, augmented replicas of each training image.
         recipe: Training recipe (see ``ImageFolderLoader``).
-        image_size: Output side for both loaders.
+        image_size: Output side of the train loader, and of the val loader unless ``val_image_size`` is set.
+        val_image_size: The val loader's center crop (torchvision's ``--val-crop-size``).
+        val_resize_size: The val loader's resize before the crop (``--val-resize-size``); ``None``
+            is ``round(val_image_size / 0.875)``, 256 for 224.
         val_batch_size: Validation batch size; defaults to ``batch_size * aug_repeats``, the
             number of images the model already takes per training step.
         **options: Passed to both loaders (``device``, ``seed``, ``dtype``, ``channels_last``,
@@ -56,7 +61,7 @@ def imagenet_loaders(
     )
     val = ImageFolderLoader(
         root / "val", batch_size=val_batch_size or batch_size * aug_repeats, aug_repeats=1, recipe="val",
-        image_size=image_size, shuffle=False, drop_last=False, **options,
+        image_size=val_image_size or image_size, resize_size=val_resize_size, shuffle=False, drop_last=False, **options,
     )
     if train.classes != val.classes:
         missing = sorted(set(train.classes) ^ set(val.classes))[:5]

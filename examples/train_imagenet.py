@@ -48,8 +48,17 @@ def get_args(argv=None):
     parser.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float, default=1e-4)
     parser.add_argument("--lr-step-size", type=int, default=30, help="StepLR: decay every N epochs")
     parser.add_argument("--lr-gamma", type=float, default=0.1)
-    parser.add_argument("--recipe", default="imagenet", help="dali-ba training recipe (imagenet, randaugment, ...)")
-    parser.add_argument("--image-size", type=int, default=224)
+    # The recipe flags are torchvision's reference script's, with its defaults; dali_ba.reference maps
+    # them onto the loaders (and refuses what it cannot do the same way), for both backends alike.
+    parser.add_argument("--auto-augment", default=None, help="ra, ta_wide or imagenet (default: none)")
+    parser.add_argument("--ra-magnitude", type=int, default=9, help="RandAugment magnitude (dali-ba: 9 only)")
+    parser.add_argument("--random-erase", type=float, default=0.0, help="random erasing probability (dali-ba: 0 only)")
+    parser.add_argument("--mixup-alpha", type=float, default=0.0, help="MixUp alpha on each [B*M] batch (0: off)")
+    parser.add_argument("--cutmix-alpha", type=float, default=0.0, help="CutMix alpha on each [B*M] batch (0: off)")
+    parser.add_argument("--train-crop-size", type=int, default=224)
+    parser.add_argument("--val-crop-size", type=int, default=224)
+    parser.add_argument("--val-resize-size", type=int, default=256)
+    parser.add_argument("--interpolation", default="bilinear", help="bilinear (the only one dali-ba does)")
     parser.add_argument("-j", "--workers", type=int, default=None, help="DALI threads / DataLoader workers")
     parser.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
     parser.add_argument("--channels-last", action="store_true")
@@ -138,13 +147,10 @@ def log(rank: int, message: str) -> None:
 
 def make_loaders(args, device):
     if args.data_backend == "dali-ba":
-        from dali_ba import imagenet_loaders
+        from dali_ba.reference import reference_loaders
 
-        return imagenet_loaders(
-            args.data_path, batch_size=args.batch_size, aug_repeats=args.aug_repeats, recipe=args.recipe,
-            image_size=args.image_size, device=str(device), seed=args.seed, num_threads=args.workers,
-            channels_last=args.channels_last,
-        )
+        return reference_loaders(args, aug_repeats=args.aug_repeats, device=str(device), seed=args.seed,
+                                 channels_last=args.channels_last)
     return torchvision_loaders(args, device)
 
 
@@ -186,8 +192,11 @@ def torchvision_loaders(args, device):
 
     normalize = v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
     to_float = [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), normalize]
-    train_tf = v2.Compose([v2.RandomResizedCrop(args.image_size, antialias=True), v2.RandomHorizontalFlip(), *to_float])
-    val_tf = v2.Compose([v2.Resize(round(args.image_size / 0.875), antialias=True), v2.CenterCrop(args.image_size), *to_float])
+    policy = {None: [], "ra": [v2.RandAugment(magnitude=args.ra_magnitude)], "ta_wide": [v2.TrivialAugmentWide()],
+              "imagenet": [v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)]}[args.auto_augment]
+    train_tf = v2.Compose([v2.RandomResizedCrop(args.train_crop_size, antialias=True), v2.RandomHorizontalFlip(), *policy,
+                           *to_float])
+    val_tf = v2.Compose([v2.Resize(args.val_resize_size, antialias=True), v2.CenterCrop(args.val_crop_size), *to_float])
     root = Path(args.data_path)
     train_set = _Replicated(root / "train", train_tf, args.aug_repeats)
     val_set = _Replicated(root / "val", val_tf, 1)
@@ -198,7 +207,13 @@ def torchvision_loaders(args, device):
     common = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     train = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, sampler=train_sampler, drop_last=True, **common)
     val = torch.utils.data.DataLoader(val_set, batch_size=args.batch_size * args.aug_repeats, sampler=val_sampler, **common)
-    return _Flattened(train, device), _Flattened(val, device)
+    train = _Flattened(train, device)
+    if args.mixup_alpha > 0 or args.cutmix_alpha > 0:
+        from dali_ba.reference import ReplicaMix
+
+        train = ReplicaMix(train, mixup_alpha=args.mixup_alpha, cutmix_alpha=args.cutmix_alpha,
+                           aug_repeats=args.aug_repeats, num_classes=len(train_set.classes))
+    return train, _Flattened(val, device)
 
 
 # -- training -------------------------------------------------------------------------------------------
@@ -297,7 +312,7 @@ def main(args):
                 loss.backward()
                 optimizer.step()
             step += 1
-            images_seen += labels.numel()
+            images_seen += images.shape[0]
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {i}{batch_files(train_loader)}")
             if samples is not None:

@@ -1,0 +1,186 @@
+"""torchvision's reference script, flag by flag (``dali_ba.reference``), and the README's change to it."""
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import write_color_tree
+from dali_ba import ImageFolderLoader
+from dali_ba.reference import FLAG_MAP, ReplicaMix, reference_loaders
+
+ROOT = Path(__file__).parent.parent
+
+
+def torchvision_args(data_path, *argv):
+    """The flags of torchvision's ``references/classification/train.py`` that shape the data, with its defaults."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-path", default=str(data_path))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("-b", "--batch-size", default=4, type=int)
+    parser.add_argument("-j", "--workers", default=16, type=int)
+    parser.add_argument("--mixup-alpha", default=0.0, type=float)
+    parser.add_argument("--cutmix-alpha", default=0.0, type=float)
+    parser.add_argument("--cache-dataset", action="store_true")
+    parser.add_argument("--test-only", action="store_true")
+    parser.add_argument("--auto-augment", default=None, type=str)
+    parser.add_argument("--ra-magnitude", default=9, type=int)
+    parser.add_argument("--augmix-severity", default=3, type=int)
+    parser.add_argument("--random-erase", default=0.0, type=float)
+    parser.add_argument("--interpolation", default="bilinear", type=str)
+    parser.add_argument("--val-resize-size", default=256, type=int)
+    parser.add_argument("--val-crop-size", default=224, type=int)
+    parser.add_argument("--train-crop-size", default=224, type=int)
+    parser.add_argument("--ra-sampler", action="store_true")
+    parser.add_argument("--ra-reps", default=3, type=int)
+    parser.add_argument("--weights", default=None, type=str)
+    parser.add_argument("--backend", default="PIL", type=str.lower)
+    parser.add_argument("--use-v2", action="store_true")
+    return parser.parse_args(list(map(str, argv)))
+
+
+@pytest.fixture
+def imagenet_tree(tmp_path):
+    write_color_tree(tmp_path / "imagenet" / "train", classes=3, per_class=8)
+    write_color_tree(tmp_path / "imagenet" / "val", classes=3, per_class=2)
+    return tmp_path / "imagenet"
+
+
+def test_recipe_flags_reach_the_loaders(imagenet_tree):
+    args = torchvision_args(imagenet_tree, "--auto-augment", "ta_wide", "--train-crop-size", "32", "--val-crop-size", "24",
+                            "--val-resize-size", "28", "-j", "3", "-b", "4")
+    train, val = reference_loaders(args, aug_repeats=2, seed=0)
+    assert (train.config.recipe, train.config.image_size, train.config.batch_size, train.config.aug_repeats) == (
+        "trivialaugment", 32, 4, 2)
+    assert (val.config.recipe, val.config.image_size, val.config.resize_size) == ("val", 24, 28)
+    assert train.config.num_threads == val.config.num_threads == 3
+    images, labels = next(iter(train))
+    assert images.shape == (8, 3, 32, 32) and labels.shape == (8,)
+    assert next(iter(val))[0].shape[-1] == 24
+
+
+@pytest.mark.parametrize("policy, recipe", [(None, "imagenet"), ("ra", "randaugment"), ("imagenet", "autoaugment")])
+def test_auto_augment_policies_map_to_recipes(imagenet_tree, policy, recipe):
+    args = torchvision_args(imagenet_tree, *(["--auto-augment", policy] if policy else []), "--train-crop-size", "16",
+                            "--val-crop-size", "16", "--val-resize-size", "18")
+    assert reference_loaders(args, aug_repeats=2)[0].config.recipe == recipe
+
+
+def test_workers_zero_is_one_dali_thread(imagenet_tree):
+    args = torchvision_args(imagenet_tree, "-j", "0")
+    assert reference_loaders(args, aug_repeats=2)[0].config.num_threads == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--interpolation", "bicubic"], r"--interpolation bicubic is not supported"),
+        (["--auto-augment", "augmix"], r"--auto-augment augmix has no dali-ba recipe; supported: ra, ta_wide, imagenet"),
+        (["--auto-augment", "ra", "--ra-magnitude", "15"], r"--ra-magnitude 15 is not supported"),
+        (["--random-erase", "0.25"], r"--random-erase 0.25 is not supported"),
+        (["--ra-sampler"], r"--ra-sampler repeats samples across ranks"),
+        (["--weights", "ResNet50_Weights.IMAGENET1K_V2", "--test-only"], r"--weights with --test-only"),
+    ],
+)
+def test_flags_dali_ba_cannot_honour_are_refused_by_name(imagenet_tree, argv, message):
+    with pytest.raises(ValueError, match=message):
+        reference_loaders(torchvision_args(imagenet_tree, *argv), aug_repeats=2)
+
+
+def test_mixup_pairs_different_samples_and_keeps_the_replica_order(imagenet_tree):
+    # The val recipe makes a sample's M replicas identical, so an image mixed with a replica of
+    # itself would come out unchanged: every image must change, and keep its own label's mass.
+    loader = ImageFolderLoader(imagenet_tree / "train", batch_size=4, aug_repeats=3, recipe="val", image_size=16,
+                               device="cpu", seed=1)
+    mixed = ReplicaMix(loader, mixup_alpha=0.4)
+    torch.manual_seed(0)
+    for images, labels in loader:
+        out, soft = mixed.mix(images.clone(), labels)
+        assert out.shape == images.shape and soft.shape == (12, 3)
+        assert torch.allclose(soft.sum(dim=1), torch.ones(12))
+        assert all(not torch.allclose(out[k], images[k], atol=1e-3) for k in range(12)), "no image mixed with itself"
+        assert all(soft[k, labels[k]] > 0 for k in range(12)), "sample-major order kept"
+
+
+def test_mixup_flags_wrap_the_train_loader_and_keep_its_interface(imagenet_tree):
+    args = torchvision_args(imagenet_tree, "--mixup-alpha", "0.2", "--train-crop-size", "16")
+    train, val = reference_loaders(args, aug_repeats=2)
+    assert isinstance(train, ReplicaMix) and not isinstance(val, ReplicaMix)
+    assert len(train) == len(train.loader) and train.sampler is train.loader and len(train.dataset) == 24
+    train.set_epoch(3)
+    assert train.state_dict()["epoch"] == 3
+
+
+def test_cutmix_keeps_channels_last(imagenet_tree):
+    args = torchvision_args(imagenet_tree, "--cutmix-alpha", "1.0", "--train-crop-size", "16")
+    train, _ = reference_loaders(args, aug_repeats=2, channels_last=True)
+    images, labels = next(iter(train))
+    assert images.is_contiguous(memory_format=torch.channels_last) and labels.shape == (8, 3)
+
+
+def test_readme_maps_every_flag():
+    readme = (ROOT / "README.md").read_text()
+    for flag in FLAG_MAP:
+        assert f"`{flag}`" in readme, f"README's flag table lacks {flag}"
+
+
+# The lines of torchvision's references/classification/train.py (main, 2024-2026) around the README's
+# change: where main() makes its DataLoaders, and the end of get_args_parser().
+TORCHVISION_TRAIN_EXCERPT = '''\
+    data_loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        sampler=train_sampler,
+        num_workers=args.workers,
+        pin_memory=True,
+        collate_fn=collate_fn,
+    )
+    data_loader_test = torch.utils.data.DataLoader(
+        dataset_test, batch_size=args.batch_size, sampler=test_sampler, num_workers=args.workers, pin_memory=True
+    )
+
+    print("Creating model")
+    model = torchvision.models.get_model(args.model, weights=args.weights, num_classes=num_classes)
+    model.to(device)
+
+    parser.add_argument("--backend", default="PIL", type=str.lower, help="PIL or tensor - case insensitive")
+    parser.add_argument("--use-v2", action="store_true", help="Use V2 transforms")
+    return parser
+
+
+if __name__ == "__main__":
+    args = get_args_parser().parse_args()
+    main(args)
+'''
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs the patch program")
+def test_readmes_change_applies_with_patch(tmp_path):
+    diff = re.search(r"```diff\n(--- a/train\.py.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    target = tmp_path / "train.py"
+    target.write_text(TORCHVISION_TRAIN_EXCERPT)
+    done = subprocess.run(["patch", "-p1", "--no-backup-if-mismatch"], input=diff, text=True, capture_output=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    patched = target.read_text()
+    assert "reference_loaders(args, aug_repeats=args.aug_repeats)" in patched and '"--aug-repeats"' in patched
+
+
+def test_training_script_takes_torchvisions_recipe_flags(imagenet_tree, tmp_path):
+    """Both backends of the example script honour the same flags, MixUp/CutMix included."""
+    for backend in ("dali-ba", "torchvision"):
+        done = subprocess.run(
+            [sys.executable, ROOT / "examples" / "train_imagenet.py", imagenet_tree, "--data-backend", backend, "--arch",
+             "resnet18", "-b", "4", "-M", "2", "--train-crop-size", "32", "--val-crop-size", "32", "--val-resize-size", "36",
+             "--auto-augment", "ta_wide", "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--device", "cpu", "-j", "0",
+             "--epochs", "1", "--output-dir", tmp_path / backend],
+            capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "(48 images)" in done.stdout and "(6 images)" in done.stdout, done.stdout[-2000:]
+    refused = subprocess.run([sys.executable, ROOT / "examples" / "train_imagenet.py", imagenet_tree, "--random-erase", "0.25",
+                              "--device", "cpu"], capture_output=True, text=True, timeout=240)
+    assert refused.returncode != 0 and "--random-erase 0.25 is not supported" in refused.stderr
