@@ -55,7 +55,8 @@ class BatchAugmentLoader:
     shape with channels-last strides. The last batch of an epoch may be smaller when
     ``drop_last=False``.
 
-    **Epochs.** Each ``iter(loader)`` runs the next epoch (or the one set with :meth:`set_epoch`).
+    **Epochs.** Each ``iter(loader)`` runs the next epoch (or the one set with :meth:`set_epoch`,
+    also between ``iter()`` and the first batch); an iterator that starts later supersedes it.
     A shuffled epoch is a permutation drawn from ``(seed, epoch)``: the same seed gives the same
     order. With ``drop_last=False`` every image of the shard comes out exactly once per epoch (as
     its M replicas).
@@ -255,6 +256,12 @@ class BatchAugmentLoader:
         return self
 
     @property
+    def batch_sampler(self) -> None:
+        """``None``: the loader batches by itself. Frameworks that inspect a DataLoader's
+        ``sampler`` also read this (Lightning does), so it is there, as on a DataLoader without one."""
+        return None
+
+    @property
     def batch_size(self) -> int:
         """B, unique images per step (each batch holds ``batch_size * aug_repeats`` images)."""
         return self.config.batch_size
@@ -286,12 +293,10 @@ class BatchAugmentLoader:
         self._next_epoch = epoch
 
     def __iter__(self):
-        self._feed.stop()
-        self._generation += 1
-        epoch, start = self._next_epoch, self._resume_position
-        self._epoch, self._position = epoch, start
-        self._next_epoch, self._resume_position = epoch + 1, 0
-        return self._run_epoch(epoch, start, self._generation)
+        # The epoch starts at the first next(), not here, so that set_epoch() between iter(loader)
+        # and the first batch still counts, as with a DataLoader's sampler (Lightning calls iter()
+        # before it sets the epoch).
+        return self._run_epoch()
 
     # -- resumable state -------------------------------------------------------------------------
 
@@ -378,12 +383,18 @@ class BatchAugmentLoader:
 
     # -- the epoch loop --------------------------------------------------------------------------
 
-    def _run_epoch(self, epoch: int, start: int, generation: int):
+    def _run_epoch(self):
+        self._feed.stop()
+        self._generation += 1
+        generation = self._generation
+        epoch, start = self._next_epoch, self._resume_position
+        self._epoch, self._position = epoch, start
+        self._next_epoch, self._resume_position = epoch + 1, 0
         self._feed.start(Batch(n, indices) for n, indices in enumerate(self._plan.batches(epoch, start)))
         try:
             while True:
                 if generation != self._generation:
-                    raise RuntimeError("this iterator was superseded by a newer iter(loader) or load_state_dict(); iterate the new one")
+                    raise RuntimeError("this iterator was superseded by an iterator of this loader started later, or by load_state_dict(); iterate the new one")
                 try:
                     batch, images, labels = self._feed.next()
                 except StopIteration:

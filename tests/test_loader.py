@@ -148,6 +148,17 @@ def test_set_epoch_replays_an_epoch(color_tree):
     assert epoch_files(loader, truth) == fifth
 
 
+def test_set_epoch_between_iter_and_the_first_batch_counts(color_tree):
+    """As with a DataLoader's sampler: Lightning calls iter(loader) before it sets the epoch."""
+    root, truth = color_tree
+    loader = make(root, recipe="val", aug_repeats=1, drop_last=False)
+    loader.set_epoch(5)
+    fifth = epoch_files(loader, truth)
+    epoch = iter(loader)
+    loader.set_epoch(5)
+    assert [f for images, _ in epoch for f in identify(images, truth)] == fifth
+
+
 def test_io_counts_each_file_once_whatever_m(color_tree):
     root, truth = color_tree
     sizes = {path: len(open(path, "rb").read()) for path in truth}
