@@ -1,7 +1,7 @@
 """dali-ba: Batch Augmentation data loading for PyTorch on NVIDIA DALI.
 
 Each step reads and decodes B images once and returns M independently augmented replicas of each
-(Hoffer et al., "Augment your batch", CVPR 2020). Flow: ``dataset`` / ``shards`` (which samples) ->
+(Hoffer et al., "Augment your batch", CVPR 2020). Flow: ``dataset`` / ``shards`` / ``parquet`` (which samples) ->
 ``order`` (which batch) -> ``reader`` (bytes, read ahead) -> ``feed`` -> ``pipeline``: ``windows``
 -> ``decode`` (once) -> ``replicate`` (M x ``recipes``) -> torch tensors ``[B*M, 3, S, S]``; on the
 CPU, ``imagenet`` replicas are made after DALI by ``resample``; ``loader`` walks the epochs.
@@ -13,7 +13,7 @@ from .config import LoaderConfig
 from .dataset import IMG_EXTENSIONS, SampleIndex, read_file_list, scan_image_folder
 from .feed import DecodeError, SkippedFileWarning
 from .imagenet import imagenet_loaders
-from .loader import BatchAugmentLoader, FileListLoader, ImageFolderLoader, TarShardLoader
+from .loader import BatchAugmentLoader, FileListLoader, ImageFolderLoader, ParquetLoader, TarShardLoader
 from .recipes import RECIPES
 from .shards import expand_shards, index_tar_shards, make_shards
 
@@ -25,6 +25,7 @@ __all__ = [
     "FileListLoader",
     "ImageFolderLoader",
     "LoaderConfig",
+    "ParquetLoader",
     "SampleIndex",
     "SkippedFileWarning",
     "TarShardLoader",

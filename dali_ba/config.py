@@ -90,6 +90,7 @@ class LoaderConfig:
     resize_size: int | None = None
     device: str = "auto"
     shuffle: bool = True
+    shuffle_window: int | None = None
     seed: int | None = None
     drop_last: bool = True
     num_threads: int | None = None
@@ -113,6 +114,8 @@ class LoaderConfig:
         _check_positive_int("read_ahead", self.read_ahead)
         if self.num_threads is not None:
             _check_positive_int("num_threads", self.num_threads)
+        if self.shuffle_window is not None:
+            _check_positive_int("shuffle_window", self.shuffle_window)
         if self.resize_size is not None:
             _check_positive_int("resize_size", self.resize_size)
             if self.recipe != "val":

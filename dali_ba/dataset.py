@@ -9,6 +9,8 @@ decode) never ask where the index came from:
   gives. Each sample is a whole file.
 * ``read_file_list`` reads a ``path label`` list (DALI's ``file_list`` format). Whole files.
 * ``shards.index_tar_shards`` indexes WebDataset tar shards: each sample is a byte range of a tar.
+* ``parquet.index_parquet`` indexes Parquet files (Hugging Face ``datasets``): each sample is a
+  row, read through a row-group store (``store``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class SampleIndex:
             sample is a whole file.
         sizes: ``int64`` byte size of each image (with ``offsets``), else ``None``.
         keys: Each sample's key inside its tar shard (WebDataset's ``__key__``), else ``None``.
+        store: Where the bytes come from when a sample is not a byte range of a file (Parquet
+            rows): an object with ``read(i)``, ``key(i)`` and ``container`` (how messages name
+            the file); ``None`` for files and tar shards.
+        group_starts: With a ``store`` that reads in groups (Parquet row groups): ``int64``,
+            group ``g`` holds samples ``group_starts[g]`` to ``group_starts[g + 1] - 1``.
     """
 
     root: Path
@@ -47,21 +54,31 @@ class SampleIndex:
     offsets: np.ndarray | None = None
     sizes: np.ndarray | None = None
     keys: tuple[str, ...] | None = None
+    store: object | None = None
+    group_starts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.files)
 
     def name(self, i: int) -> str:
-        """A unique, readable name of sample ``i``: its path, or ``shard.tar:key`` inside a tar."""
-        return self.files[i] if self.keys is None else f"{self.files[i]}:{self.keys[i]}"
+        """A unique, readable name of sample ``i``: its path, or ``file:key`` inside a tar or Parquet file."""
+        key = self.key(i)
+        return self.files[i] if key is None else f"{self.files[i]}:{key}"
 
     def key(self, i: int) -> str | None:
-        """Sample ``i``'s key inside its tar shard, or ``None`` for a whole file."""
+        """Sample ``i``'s key inside its tar shard (``row N`` in a Parquet file), or ``None`` for a whole file."""
+        if self.store is not None:
+            return self.store.key(i)
         return None if self.keys is None else self.keys[i]
+
+    @property
+    def container(self) -> str:
+        """What holds samples that have a key, as messages name it: ``tar shard``, ``parquet file``."""
+        return self.store.container if self.store is not None else "tar shard"
 
     def describe(self, i: int) -> str:
         """Sample ``i`` as an error message names it."""
-        return describe_sample(self.files[i], self.key(i))
+        return describe_sample(self.files[i], self.key(i), self.container)
 
     def read(self, i: int) -> np.ndarray:
         """The encoded bytes of sample ``i`` (1-D uint8), read with one call.
@@ -70,6 +87,8 @@ class SampleIndex:
             OSError: The file cannot be read (``FileNotFoundError`` names it), or a shard is
                 shorter than its index says (it changed after indexing).
         """
+        if self.store is not None:
+            return self.store.read(i)
         if self.offsets is None:
             return np.fromfile(self.files[i], dtype=np.uint8)
         size, offset = int(self.sizes[i]), int(self.offsets[i])
@@ -87,9 +106,9 @@ class SampleIndex:
         return data
 
 
-def describe_sample(path: str, key: str | None = None) -> str:
+def describe_sample(path: str, key: str | None = None, container: str = "tar shard") -> str:
     """``image file 'path'``, or ``sample 'key' in tar shard 'path'``: how messages name a sample."""
-    return f"image file {path!r}" if key is None else f"sample {key!r} in tar shard {path!r}"
+    return f"image file {path!r}" if key is None else f"sample {key!r} in {container} {path!r}"
 
 
 def scan_image_folder(root: str | os.PathLike) -> SampleIndex:

@@ -26,10 +26,11 @@ from .reader import Batch, ReadAhead
 
 
 class DecodeError(RuntimeError):
-    """A sample could not be decoded. ``path`` names its file; ``key`` its key inside a tar shard, or ``None``."""
+    """A sample could not be decoded. ``path`` names its file; ``key`` its key inside a tar shard
+    (``row N`` inside a Parquet file), or ``None``."""
 
-    def __init__(self, path: str, reason: str, key: str | None = None):
-        super().__init__(f"could not decode {describe_sample(path, key)}: {reason}")
+    def __init__(self, path: str, reason: str, key: str | None = None, container: str = "tar shard"):
+        super().__init__(f"could not decode {describe_sample(path, key, container)}: {reason}")
         self.path, self.key = path, key
 
 
@@ -151,7 +152,7 @@ class Feed:
                     raise
                 if self._on_error == "raise":
                     i, reason = bad[0]
-                    raise DecodeError(self._index.files[i], reason, self._index.key(i)) from err
+                    raise DecodeError(self._index.files[i], reason, self._index.key(i), self._index.container) from err
                 for i, reason in bad:
                     warnings.warn(f"skipping {self._index.describe(i)}: could not decode it ({reason})", SkippedFileWarning, stacklevel=5)
                 self.skipped.update(i for i, _ in bad)
@@ -204,7 +205,7 @@ def find_undecodable(index: SampleIndex, samples) -> list[tuple[int, str]]:
         try:
             data = index.read(i)
             if data.size == 0:
-                bad.append((i, "the file is empty" if index.keys is None else "the image member is empty"))
+                bad.append((i, "the file is empty" if index.key(i) is None else "the image is empty"))
                 continue
             pipe.feed_input("encoded", [data])
             pipe.schedule_run()

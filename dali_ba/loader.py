@@ -6,8 +6,8 @@ epoch, hands each epoch to the feed (``feed.py``: read ahead, decode once, M rep
 tensors) and remembers how far it got, so that a checkpoint can resume mid-epoch exactly.
 
 ``BatchAugmentLoader`` takes a ready :class:`SampleIndex`; ``ImageFolderLoader``,
-``TarShardLoader`` and ``FileListLoader`` build one from a folder, tar shards or a file list and
-take the same keyword options.
+``TarShardLoader``, ``FileListLoader`` and ``ParquetLoader`` build one from a folder, tar shards,
+a file list or Parquet files and take the same keyword options.
 """
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ class BatchAugmentLoader:
             ``--val-resize-size``); ``None`` is ``round(S / 0.875)``, 256 for 224.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         shuffle: New random order every epoch.
+        shuffle_window: Sources read in groups (``ParquetLoader``'s row groups) only: shuffle
+            within windows of this many groups, the windows in random order, so that each group
+            is read about once per epoch; ``None`` shuffles over all samples (see ``parquet.py``).
         seed: Seed of the order and the augmentations; ``None`` draws one (shared by all ranks).
         drop_last: Drop the last incomplete batch; with shards, cut every shard to the same number
             of batches so that ranks step together.
@@ -119,6 +122,7 @@ class BatchAugmentLoader:
         resize_size: int | None = None,
         device: str = "auto",
         shuffle: bool = True,
+        shuffle_window: int | None = None,
         seed: int | None = None,
         drop_last: bool = True,
         num_threads: int | None = None,
@@ -141,6 +145,7 @@ class BatchAugmentLoader:
             resize_size=resize_size,
             device=device,
             shuffle=shuffle,
+            shuffle_window=shuffle_window,
             seed=seed,
             drop_last=drop_last,
             num_threads=num_threads,
@@ -173,7 +178,12 @@ class BatchAugmentLoader:
             drop_last=config.drop_last,
             shard_id=shard_id,
             num_shards=num_shards,
+            group_starts=index.group_starts,
+            window=config.shuffle_window,
         )
+        if config.shuffle_window is not None and index.group_starts is None:
+            raise ValueError(f"shuffle_window={config.shuffle_window} shuffles within windows of storage groups (Parquet row "
+                             f"groups), but the samples under {str(index.root)!r} are not stored in groups; leave it None")
         if len(self._plan) == 0:
             raise ValueError(
                 f"batch_size={config.batch_size} is larger than the {len(self._index) // num_shards} images of "
@@ -461,3 +471,33 @@ class FileListLoader(BatchAugmentLoader):
     def __init__(self, file_list: str | os.PathLike, *, file_root: str | os.PathLike | None = None, **options):
         LoaderConfig(**options)  # bad options fail before any data is scanned
         super().__init__(read_file_list(file_list, file_root=file_root), **options)
+
+
+class ParquetLoader(BatchAugmentLoader):
+    """Batch-augmentation loader over Parquet files, as Hugging Face ``datasets`` stores image sets.
+
+    ``files`` is a list of ``.parquet`` paths or a pattern (brace ranges and globs, as for
+    :class:`TarShardLoader`). Each row is a sample: its image in ``image_column`` (the ``Image``
+    feature's struct ``{bytes, path}``, or binary), its label in ``label_column`` (integers; class
+    names from the files' ``ClassLabel`` metadata where present). The files are indexed once
+    (row groups and labels); the reader threads read the image column of the row groups each batch
+    needs (``parquet.py``). Epochs, shards, resume and errors are those of every loader; errors name
+    the file and the row. ``shuffle_window`` trades the exact permutation for row-group-local reads;
+    ``cache_groups`` is how many row groups stay decoded (default ``parquet.CACHE_GROUPS``).
+    Needs pyarrow (``pip install dali-ba[parquet]``).
+
+    Raises:
+        ImportError: pyarrow is not installed.
+        FileNotFoundError: A file is missing or a pattern matches nothing.
+        ValueError: A missing column (the message lists the columns there are), or a label that
+            is missing, negative or not an integer (file and row named).
+    """
+
+    def __init__(self, files, *, image_column: str = "image", label_column: str = "label", cache_groups: int | None = None,
+                 **options):
+        LoaderConfig(**options)  # bad options fail before any data is scanned
+        from .parquet import CACHE_GROUPS, index_parquet
+
+        index = index_parquet(files, image_column=image_column, label_column=label_column,
+                              cache_groups=cache_groups or CACHE_GROUPS)
+        super().__init__(index, **options)

@@ -10,6 +10,11 @@ arithmetic on indices, so the loader's promises can be checked without decoding 
 * with ``drop_last=True`` every shard is cut to the same number of full batches, so ranks under
   DistributedDataParallel take the same number of steps.
 
+For sources read in groups (Parquet row groups), ``window`` makes the permutation group-local:
+the groups in a random order, ``window`` groups at a time, the samples shuffled within each window.
+It is still a permutation drawn from ``(seed, epoch)``, the same for every number of shards, so all
+of the above holds; a rank then reads each group of a window once instead of once per sample.
+
 Ranks step through an epoch together, so after ``s`` steps on ``n`` shards the samples consumed are
 exactly the first ``n * s * batch_size`` of the permutation (all of it, at most). That *position*
 is all a resume needs, whatever the number of shards: an epoch resumed at ``position`` deals the
@@ -39,6 +44,9 @@ class EpochPlan:
         drop_last: Drop the last incomplete batch (and cut shards to equal length).
         shard_id: This shard, ``0 <= shard_id < num_shards``.
         num_shards: Number of shards.
+        group_starts: Where each storage group starts (``SampleIndex.group_starts``), for ``window``.
+        window: Shuffle within windows of this many groups (see the module docstring); ``None``
+            draws the permutation over all samples.
     """
 
     num_samples: int
@@ -48,6 +56,8 @@ class EpochPlan:
     drop_last: bool
     shard_id: int = 0
     num_shards: int = 1
+    group_starts: np.ndarray | None = None
+    window: int | None = None
 
     def samples_per_shard(self, start: int = 0) -> int:
         """Samples this shard delivers from ``start`` to the end of the epoch."""
@@ -84,11 +94,22 @@ class EpochPlan:
 
     def indices(self, epoch: int, start: int = 0) -> np.ndarray:
         """Sample indices this shard delivers in ``epoch`` from ``start`` on, in delivery order (``int64``)."""
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
-        else:
-            order = np.arange(self.num_samples)
-        return order[start + self.shard_id :: self.num_shards][: self.samples_per_shard(start)]
+        return self.order(epoch)[start + self.shard_id :: self.num_shards][: self.samples_per_shard(start)]
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The permutation of ``epoch`` that all shards share (``int64``)."""
+        if not self.shuffle:
+            return np.arange(self.num_samples)
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.window is None:
+            return rng.permutation(self.num_samples)
+        starts = self.group_starts
+        groups = rng.permutation(len(starts) - 1)
+        windows = []
+        for first in range(0, len(groups), self.window):
+            members = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in groups[first : first + self.window]])
+            windows.append(rng.permutation(members))
+        return np.concatenate(windows)
 
     def batches(self, epoch: int, start: int = 0):
         """Yields the index array of each batch of ``epoch`` from ``start`` on."""

@@ -42,35 +42,36 @@ _KEY_AND_EXTENSION = re.compile(r"^((?:.*/|)[^./][^.]*)\.([^/]*)$")  # WebDatase
 _BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
 
 
-def expand_shards(shards) -> list[str]:
-    """Turns a shard pattern, or a list of paths and patterns, into existing tar paths.
+def expand_shards(shards, *, what: str = "tar shard", param: str = "shards") -> list[str]:
+    """Turns a shard pattern, or a list of paths and patterns, into existing file paths.
 
     A pattern may hold WebDataset brace ranges (``train-{000000..000146}.tar``, zero padding kept,
-    several ranges multiply) and glob characters (``train-*.tar``); globs are sorted.
+    several ranges multiply) and glob characters (``train-*.tar``); globs are sorted. ``what`` and
+    ``param`` name the files and the argument in messages (``ParquetLoader`` takes files too).
 
     Raises:
         TypeError: ``shards`` is neither a string, a path nor a list of them.
-        FileNotFoundError: A named shard does not exist, or a glob matches nothing.
-        ValueError: No shard at all.
+        FileNotFoundError: A named file does not exist, or a glob matches nothing.
+        ValueError: No file at all.
     """
     if isinstance(shards, (str, os.PathLike)):
         shards = [shards]
     if not isinstance(shards, (list, tuple)) or not all(isinstance(s, (str, os.PathLike)) for s in shards):
-        raise TypeError(f"shards must be a path, a pattern or a list of them, but got {shards!r}")
+        raise TypeError(f"{param} must be a path, a pattern or a list of them, but got {shards!r}")
     paths: list[str] = []
     for pattern in map(os.fspath, shards):
         for name in _brace_expand(os.path.expanduser(pattern)):
             if glob.has_magic(name):
                 found = sorted(glob.glob(name))
                 if not found:
-                    raise FileNotFoundError(f"shard pattern {name!r} matches no file")
+                    raise FileNotFoundError(f"{what} pattern {name!r} matches no file")
                 paths.extend(found)
             elif not os.path.isfile(name):
-                raise FileNotFoundError(f"tar shard {name!r} does not exist")
+                raise FileNotFoundError(f"{what} {name!r} does not exist")
             else:
                 paths.append(name)
     if not paths:
-        raise ValueError("shards is empty: expected at least one .tar path or pattern")
+        raise ValueError(f"{param} is empty: expected at least one {what} path or pattern")
     return paths
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from conftest import identify
-from dali_ba import FileListLoader, ImageFolderLoader, SkippedFileWarning, TarShardLoader
+from dali_ba import FileListLoader, ImageFolderLoader, ParquetLoader, SkippedFileWarning, TarShardLoader
 from dali_ba.dataset import scan_image_folder
 from dali_ba.shards import make_shards, sample_key
 
@@ -23,20 +23,29 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
 
 
-@pytest.fixture(params=["folder", "tar", "file-list"])
+@pytest.fixture(params=["folder", "tar", "file-list", "parquet"])
 def source(request, color_tree, tmp_path):
-    """``(make, truth)``: ``make(**options)`` builds a loader over the 24 colour images from one source."""
+    """``(make, truth, name)``: ``make(**options)`` builds a loader over the 24 colour images from one
+    source; ``name(loader, i)`` is the truth key of the loader's sample ``i``."""
     root, truth = color_tree
+    by_path = lambda loader, i: loader.dataset.files[i]  # noqa: E731
     if request.param == "folder":
-        return (lambda **kw: ImageFolderLoader(root, **kw)), truth
+        return (lambda **kw: ImageFolderLoader(root, **kw)), truth, by_path
     if request.param == "file-list":
         lines = [f"{os.path.relpath(path, root)} {label}" for path, (label, _) in truth.items()]
         (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
-        return (lambda **kw: FileListLoader(tmp_path / "train.txt", file_root=root, **kw)), truth
+        return (lambda **kw: FileListLoader(tmp_path / "train.txt", file_root=root, **kw)), truth, by_path
     index = scan_image_folder(root)
+    if request.param == "parquet":
+        pytest.importorskip("pyarrow")
+        from dali_ba.parquet import write_parquet
+
+        write_parquet(index, tmp_path / "pq", rows_per_file=10, row_group_size=4, shuffle=False)  # rows in index order
+        return (lambda **kw: ParquetLoader(str(tmp_path / "pq" / "*.parquet"), **kw)), truth, lambda loader, i: index.files[i]
     make_shards(index, tmp_path / "shards", shard_size=5)
     by_key = {sample_key(index, i): truth[index.files[i]] for i in range(len(index))}
-    return (lambda **kw: TarShardLoader(str(tmp_path / "shards" / "shard-*.tar"), **kw)), by_key
+    return (lambda **kw: TarShardLoader(str(tmp_path / "shards" / "shard-*.tar"), **kw)), by_key, \
+        lambda loader, i: loader.dataset.keys[i]
 
 
 def ranks(make, num_shards, **kw):
@@ -110,7 +119,7 @@ def test_an_epoch_begun_on_4_ranks_finishes_on_any_number_exactly_once(color_tre
 
 
 def test_every_source_resumes_on_another_number_of_ranks(source):
-    make, truth = source
+    make, truth, _ = source
     before = ranks(make, 4, drop_last=False)
     first = flat(step_together(before, truth, steps=1))
     state = before[2].state_dict()  # any rank's state will do
@@ -121,11 +130,11 @@ def test_every_source_resumes_on_another_number_of_ranks(source):
 
 
 def test_last_indices_name_the_samples_delivered(source):
-    make, truth = source
+    make, truth, name = source
     loader = ranks(make, 1, aug_repeats=3, batch_size=5, drop_last=False)[0]
     assert loader.last_indices.size == 0
     for images, _ in loader:
-        named = [loader.dataset.key(int(i)) or loader.dataset.files[int(i)] for i in loader.last_indices]
+        named = [name(loader, int(i)) for i in loader.last_indices]
         assert [name for name in named for _ in range(3)] == identify(images, truth)
 
 
