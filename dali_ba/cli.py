@@ -120,7 +120,8 @@ def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuf
               help="Comma-separated, from: dali-ba, dali-large, torch-once, torch-repeat, torch-large, torch-gpu, "
                    "synthetic (no input work: the model alone), dali-ba-tar (dali-ba over a tar-shard copy, made "
                    "once), dali-ba-full (dali-ba decoding whole images), dali-ba-dali (dali-ba making the replicas in DALI, "
-                   "not torch, on the CPU). Default: the first five, plus torch-gpu on a GPU.")
+                   "not torch, on the CPU), dali-ba-parquet (dali-ba over a Parquet copy in Hugging Face's layout, made "
+                   "once; needs pyarrow). Default: the first five, plus torch-gpu on a GPU.")
 @click.option("-b", "--batch-size", default=32, show_default=True, help="B, unique images per step.")
 @click.option("--image-size", default=224, show_default=True)
 @click.option("--steps", default=20, show_default=True, help="Timed steps per loader and M.")
@@ -138,8 +139,9 @@ def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuf
 @click.option("--export-json", type=click.Path(dir_okay=False, path_type=Path), help="Write results + environment as JSON.")
 @click.option("--export-csv", type=click.Path(dir_okay=False, path_type=Path), help="Write results as CSV.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG plot.")
+@click.option("--wide", is_flag=True, help="Show every column (the exports always hold them all).")
 def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps, warmup, model, dtype, channels_last,
-                  device, workers, images, seed, cold_cache, export_json, export_csv, plot_path):
+                  device, workers, images, seed, cold_cache, export_json, export_csv, plot_path, wide):
     """Compare steps/s, throughput and bytes read of dali-ba against the usual loaders.
 
     DATA_DIR is an ImageFolder tree; without it, an ImageNet-like set is generated once and cached.
@@ -191,10 +193,12 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     click.echo(f"machine: {env.cpu} x{env.cores}" + (f", {env.gpu} (driver {env.driver})" if env.gpu else ", no GPU"))
     click.echo(f"data: {stats.summary()}")
     click.echo("")
-    click.echo(report.table(results))
+    click.echo(report.table(results, wide=wide))
     click.echo("")
-    for line in report.ratios(results) + report.summary_lines(results):
-        click.echo(line)
+    if comparison := report.comparison(results):
+        click.echo(comparison)
+        click.echo("")
+    click.echo(report.free_replicas(results, device="cuda" if on_gpu else "cpu", model=model))
     config_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
     if export_json:
         report.to_json(export_json, results, env.as_dict(), stats.as_dict(), config_dict)

@@ -81,6 +81,11 @@ class ParquetStore:
         self.groups_read = 0
         self.bytes_read = 0
 
+    def clear(self) -> None:
+        """Forgets the row groups kept decoded (the next reads come from storage)."""
+        with self._lock:
+            self._cache.clear()
+
     def key(self, i: int) -> str:
         """``row N``: sample ``i``'s row in its file."""
         g = int(self._sample_group[i])

@@ -61,6 +61,17 @@ case "$default_base" in
   *) die "the default base $default_base is not torch $STANDIN_TORCH: update STANDIN_TORCH/STANDIN_TORCHVISION here" ;;
 esac
 
+# Trust what the host trusts: behind a TLS-inspecting proxy (the machine this was written on has
+# one) pip inside the build needs the host's CA bundle. It is mounted for the build's RUN steps
+# only, with a pip.conf that points at it; nothing of it is committed into the image.
+HOST_CA=${HOST_CA:-/etc/ssl/certs/ca-certificates.crt}
+TRUST=()
+if [ -f "$HOST_CA" ]; then
+  mkdir -p "$WORK"
+  printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$WORK/pip.conf"
+  TRUST=(--volume "$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro" --volume "$WORK/pip.conf:/etc/pip.conf:ro")
+fi
+
 # -- 1. the base --------------------------------------------------------------------------------
 base_started=$(date +%s)
 if "${BUILDAH[@]}" inspect --type image "$default_base" >/dev/null 2>&1; then
@@ -79,9 +90,9 @@ else
   tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" . && rm -rf "$WORK/rootfs"
   ctr=$("${BUILDAH[@]}" from scratch) || broken "buildah from scratch"
   "${BUILDAH[@]}" add "$ctr" "$WORK/rootfs.tar" / >/dev/null && rm -f "$WORK/rootfs.tar"
-  "${BUILDAH[@]}" run --isolation chroot "$ctr" -- sh -c "
+  "${BUILDAH[@]}" run --isolation chroot "${TRUST[@]}" "$ctr" -- sh -c "
       python3 -m venv /opt/conda &&
-      PIP_NO_CACHE_DIR=1 /opt/conda/bin/pip install -q torch==$STANDIN_TORCH torchvision==$STANDIN_TORCHVISION &&
+      PIP_NO_CACHE_DIR=1 /opt/conda/bin/pip install -q --progress-bar off torch==$STANDIN_TORCH torchvision==$STANDIN_TORCHVISION &&
       apt-get clean && rm -rf /var/lib/apt/lists/*" \
     || broken "installing torch $STANDIN_TORCH into the stand-in base"
   "${BUILDAH[@]}" config --env PATH=/opt/conda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -94,7 +105,7 @@ base_s=$(( $(date +%s) - base_started ))
 # -- 2. the image, from docker/Dockerfile as it is ----------------------------------------------
 say "building docker/Dockerfile on $base"
 build_started=$(date +%s)
-"${BUILDAH[@]}" build --isolation chroot --pull=never --build-arg "BASE_IMAGE=$base" -f docker/Dockerfile -t "$IMAGE" .
+"${BUILDAH[@]}" build --isolation chroot --pull=never "${TRUST[@]}" --build-arg "BASE_IMAGE=$base" -f docker/Dockerfile -t "$IMAGE" .
 build_rc=$?
 build_s=$(( $(date +%s) - build_started ))
 [ "$build_rc" -eq 0 ] || broken "docker/Dockerfile did not build on $base"
@@ -135,6 +146,7 @@ check "train_imagenet.py: resumed to the epoch's end" sh -c 'python /opt/dali-ba
     --resume /tmp/out/checkpoint.pth | tee /dev/stderr | grep -q "resumed from /tmp/out/checkpoint.pth: epoch 0, batch 2 of 12"'
 check "no compiler in the image" sh -c '! command -v gcc && ! command -v cc && ! command -v g++'
 check "no pip cache in the image" sh -c '! ls -d /root/.cache/pip /home/dali/.cache/pip 2>/dev/null | grep -q .'
+check "no build-time pip.conf left in the image" sh -c '[ ! -s /etc/pip.conf ]'
 "${BUILDAH[@]}" rm "$ctr" >/dev/null && ctr=
 checks_s=$(( $(date +%s) - checks_started ))
 finish

@@ -69,8 +69,29 @@ def test_bench_runs_every_cpu_loader_and_measures_io_exactly(tmp_path):
     for key in ("cpu", "cores", "dali", "torch", "torchvision", "git_sha", "command"):
         assert key in env
     assert payload["dataset"]["images"] == 24
-    assert "steps/s within 5% of M=1 up to M=" in result.output
     assert (out / "r.png").stat().st_size > 0 and (out / "r.csv").stat().st_size > 0
+    # What a person reads (stdout; progress goes to stderr): a table within 120 columns, one ratio
+    # table, the free-replica words once.
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("loader "))
+    assert header.split() == ["loader", "M", "steps/s", "eff", "img/s", "uniq", "img/s", "reads/eff", "img", "read", "MB/s",
+                              "CPU", "%", "peak", "RSS", "MiB"]
+    assert all(len(line) <= 120 for line in lines), max(lines, key=len)
+    assert sum("dali-ba over" in line for line in lines) == 1
+    assert sum(line.startswith(("Free replicas", "No replica is free")) for line in lines) == 1
+    assert "reads/eff img 1.000x" not in result.output, "no per-M repetition of the I/O ratios"
+    assert "bytes_read_per_effective_image" in payload["results"][0], "every figure stays in the exports"
+
+
+def test_wide_shows_every_column(tmp_path):
+    data = tmp_path / "data"
+    write_color_tree(data)
+    result = bench(str(data), "-M", "1", "-b", "2", "--steps", "2", "--warmup", "1", "--image-size", "32", "--workers", "1",
+                   "--loaders", "dali-ba", "--wide")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if line.startswith("loader "))
+    for column in ("decodes/step", "KiB/eff img", "OS KiB/step", "files/s", "read wait %"):
+        assert column in header
 
 
 def test_make_dataset_writes_imagenet_like_jpegs(tmp_path):
@@ -104,14 +125,17 @@ def test_cold_cache_tar_copy_and_full_decode_variants_run_side_by_side(tmp_path,
     write_color_tree(data)
     result = bench(
         str(data), "-M", "2", "-b", "2", "--steps", "3", "--warmup", "1", "--image-size", "32", "--workers", "1",
-        "--loaders", "dali-ba,dali-ba-tar,dali-ba-full,torch-once", "--cold-cache", "--export-json", str(tmp_path / "r.json"),
+        "--loaders", "dali-ba,dali-ba-tar,dali-ba-full,dali-ba-parquet,torch-once", "--cold-cache",
+        "--export-json", str(tmp_path / "r.json"),
     )
     assert result.exit_code == 0, result.output
     assert "page cache evicted before each timed run" in result.output
     rows = {row["loader"]: row for row in json.loads((tmp_path / "r.json").read_text())["results"]}
-    assert set(rows) == {"dali-ba", "dali-ba-tar", "dali-ba-full", "torch-once"}
-    for name in ("dali-ba", "dali-ba-tar", "dali-ba-full"):
+    assert set(rows) == {"dali-ba", "dali-ba-tar", "dali-ba-full", "dali-ba-parquet", "torch-once"}
+    assert rows["dali-ba-parquet"]["bytes_read_per_step"] > 0, "cold: the row groups came from storage, not the store's cache"
+    for name in ("dali-ba", "dali-ba-tar", "dali-ba-full", "dali-ba-parquet"):
         assert rows[name]["decodes_per_step"] == 2 and rows[name]["read_wait_percent"] is not None
         assert rows[name]["files_per_s"] > 0 and rows[name]["read_mb_per_s"] > 0
     assert rows["torch-once"]["read_wait_percent"] is None
     assert list((tmp_path / "cache" / "bench-shards").glob("*/train-000000.tar")), "the tar copy is cached"
+    assert list((tmp_path / "cache" / "bench-parquet").glob("*/train-00000.parquet")), "so is the Parquet copy"

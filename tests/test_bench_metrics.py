@@ -71,9 +71,11 @@ def test_free_repeats_is_the_largest_m_within_five_percent_of_m1():
 def test_report_table_ratios_and_exports(tmp_path):
     results = [result(m=4, step_s=0.25, files=40), result("torch-large", m=4, step_s=0.5, files=160, unique=16)]
     text = report.table(results)
-    assert "dali-ba" in text and "torch-large" in text and "reads/eff img" in text
-    [line] = report.ratios(results)
-    assert line.startswith("M=4: dali-ba effective images/s = 2.00x torch-large (reads/eff img 0.250x")
+    assert "dali-ba" in text and "torch-large" in text and "reads/eff img" in text and "KiB/eff img" not in text
+    assert "KiB/eff img" in report.table(results, wide=True)
+    summary = report.comparison(results).splitlines()
+    assert summary[1].split() == ["dali-ba", "over", "M=4", "reads", "less"]
+    assert summary[3].split() == ["torch-large", "2.00x", "4.0x", "at", "M=4"]
     report.to_json(tmp_path / "r.json", results, {"git_sha": "abc"}, {"images": 3}, {"steps": 10})
     payload = json.loads((tmp_path / "r.json").read_text())
     assert payload["environment"]["git_sha"] == "abc" and len(payload["results"]) == 2
@@ -96,3 +98,14 @@ def test_torch_gpu_baseline_code_path_runs_on_the_cpu(color_tree):
     images, labels = next(loader.batches)
     assert images.shape == (6, 3, 16, 16) and labels.tolist()[0::2] == labels.tolist()[1::2]
     assert loader.read_counts()[0] == 3
+
+
+def test_free_replicas_are_said_once_in_words():
+    free = [result(m=1, step_s=1.00), result(m=4, step_s=1.03)]
+    assert report.free_replicas(free, device="cuda", model="resnet50").startswith(
+        "Free replicas: dali-ba keeps its steps/s within 5% of M=1 up to M=4")
+    costly = [result(m=1, step_s=1.00), result(m=4, step_s=2.0)]
+    text = report.free_replicas(costly, device="cpu", model="none")
+    assert text.startswith("No replica is free here (1.00 steps/s at M=1, 0.50 at M=4): on the CPU")
+    assert "no model step to hide it behind" in text.replace("\n", " ")
+    assert all(len(line) <= 100 for line in text.splitlines())

@@ -11,6 +11,7 @@ name           what it does per step                                   decodes  
 =============  ======================================================  =========  ========
 dali-ba        this project: read + decode B once, M DALI replicas     B          B*M
 dali-ba-tar    the same, reading a WebDataset tar-shard copy            B          B*M
+dali-ba-parquet the same, reading a Parquet copy (Hugging Face layout)  B          B*M
 dali-ba-full   dali-ba decoding whole images (no ROI decode), to compare B         B*M
 dali-ba-dali   dali-ba making the replicas in DALI (CPU: no torch stage) B         B*M
 dali-large     DALI ResNet-50 pipeline (fused decode+random crop)      B*M        B*M
@@ -42,11 +43,13 @@ from ..recipes import IMAGENET_MEAN, IMAGENET_STD
 from ..windows import RRC_RATIO, RRC_SCALE
 
 LOADERS = ("dali-ba", "dali-large", "torch-once", "torch-repeat", "torch-large", "torch-gpu", "synthetic",
-           "dali-ba-tar", "dali-ba-full", "dali-ba-dali")
+           "dali-ba-tar", "dali-ba-full", "dali-ba-dali", "dali-ba-parquet")
 CPU_LOADERS = LOADERS[:5]
 GPU_LOADERS = LOADERS[:6]
 #: Loaders that read the tar-shard copy of the data instead of the folder.
 TAR_LOADERS = ("dali-ba-tar",)
+#: Loaders that read the Parquet copy of the data (``parquet.write_parquet``: 100 rows per row group).
+PARQUET_LOADERS = ("dali-ba-parquet",)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,11 @@ def _forever(make_epoch):
 
 
 def dali_ba(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
-    """This project's loader over ``index`` (a folder's or a tar copy's); ``options`` go to it."""
+    """This project's loader over ``index`` (a folder's, a tar copy's or a Parquet copy's); ``options`` go to it.
+
+    Over Parquet the bytes counted are those of the row groups' image columns the store read,
+    which is what storage delivered (more than the images fed, where row groups are reread).
+    """
     from ..loader import BatchAugmentLoader
 
     loader = BatchAugmentLoader(
@@ -125,8 +132,11 @@ def dali_ba(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
         shard_id=0,
         **options,
     )
+    store = index.store
     return BenchLoader(
-        _forever(lambda: iter(loader)), lambda: (loader.io.files_read, loader.io.bytes_read), spec.batch_size,
+        _forever(lambda: iter(loader)),
+        lambda: (loader.io.files_read, store.bytes_read if store is not None else loader.io.bytes_read),
+        spec.batch_size,
         read_wait_s=lambda: loader.io.read_wait_s,
     )
 
@@ -360,6 +370,7 @@ def _as_lists(items):
 FACTORIES = {
     "dali-ba": dali_ba,
     "dali-ba-tar": dali_ba,
+    "dali-ba-parquet": dali_ba,
     "dali-ba-full": functools.partial(dali_ba, roi_decode=False),
     "dali-ba-dali": functools.partial(dali_ba, resample="dali"),
     "dali-large": dali_large,

@@ -5,9 +5,11 @@ timed), then ``steps`` steps are timed one by one: the wall time between consecu
 including the model's forward/backward when ``model`` is set. Counters are read around the timed
 steps only.
 
-With ``cold_cache`` every file of the data set (and of its tar copy) is evicted from the OS page
-cache right before the timed steps, for every loader alike, so the timed reads come from storage.
-Loaders that read the tar copy (``dali-ba-tar``) get it made once with ``make_shards`` and cached.
+With ``cold_cache`` every file of the data set (and of its tar and Parquet copies) is evicted from
+the OS page cache right before the timed steps, for every loader alike, so the timed reads come
+from storage; the Parquet store's own row-group cache is emptied too.
+Loaders that read the tar copy (``dali-ba-tar``) get it made once with ``make_shards`` and cached;
+``dali-ba-parquet`` likewise gets a Parquet copy (``write_parquet``, Hugging Face's layout).
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ import torch
 from ..config import cache_dir, resolve_device, resolve_dtype
 from ..dataset import SampleIndex, scan_image_folder
 from ..shards import index_tar_shards, make_shards
-from .loaders import CPU_LOADERS, FACTORIES, LOADERS, TAR_LOADERS, BenchSpec
+from .loaders import CPU_LOADERS, FACTORIES, LOADERS, PARQUET_LOADERS, TAR_LOADERS, BenchSpec
 from .metrics import ProcessTree, Result, make_result
 
 MODELS = ("none", "resnet18", "resnet50")
-#: Samples per shard of the bench's tar copy (about 25 MB of ImageNet-like JPEGs).
+#: Samples per shard of the bench's tar copy (about 25 MB of ImageNet-like JPEGs), and per file of
+#: its Parquet copy (whose row groups hold 100 rows, as Hugging Face writes image sets).
 BENCH_SHARD_SIZE = 256
 
 
@@ -146,6 +149,18 @@ def tar_copy(index: SampleIndex, progress=None) -> SampleIndex:
     return index_tar_shards(str(folder / "train-*.tar"))
 
 
+def parquet_copy(index: SampleIndex) -> SampleIndex:
+    """The index of a Parquet copy of ``index``, made once under ``cache_dir()/bench-parquet``."""
+    from ..parquet import index_parquet, write_parquet
+
+    digest = hashlib.sha1("\n".join(index.files).encode()).hexdigest()[:16]
+    folder = cache_dir() / "bench-parquet" / f"{index.root.name}-{digest}"
+    if not (folder / ".complete").exists():
+        write_parquet(index, folder, rows_per_file=BENCH_SHARD_SIZE, row_group_size=100)
+        (folder / ".complete").write_text("")
+    return index_parquet(str(folder / "train-*.parquet"))
+
+
 def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=None, evict=()) -> Result:
     """Times one loader at one M; ``progress(n)`` is called after every step.
 
@@ -184,6 +199,8 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         evict_from_page_cache(evict)
+        if evict and index.store is not None:
+            index.store.clear()
         files0, bytes0 = bench_loader.read_counts()
         wait0 = bench_loader.read_wait_s() if bench_loader.read_wait_s else None
         before = tree.sample()
@@ -240,12 +257,18 @@ def _gpu_figures(device: torch.device):
 def run_bench(config: BenchConfig, progress=None) -> list[Result]:
     """Runs every loader at every M of ``config``; see the module docstring."""
     index = scan_image_folder(config.data_dir)
-    shards = tar_copy(index) if any(name in TAR_LOADERS for name in config.loaders) else None
-    evict = (*index.files, *(shards.files if shards else ())) if config.cold_cache else ()
+    copies = {}  # the tar and Parquet copies, made once and cached on disk
+    if any(name in TAR_LOADERS for name in config.loaders):
+        copies.update(dict.fromkeys(TAR_LOADERS, tar_copy(index)))
+    if any(name in PARQUET_LOADERS for name in config.loaders):
+        copies.update(dict.fromkeys(PARQUET_LOADERS, parquet_copy(index)))
+    evict = (*index.files, *(f for copy in copies.values() for f in copy.files)) if config.cold_cache else ()
     results = []
     for aug_repeats in config.aug_repeats:
         for name in config.loaders:
-            source = shards if name in TAR_LOADERS else index
+            # A Parquet index is made anew for each run, so that no run starts with the row groups
+            # an earlier one left in its store.
+            source = parquet_copy(index) if name in PARQUET_LOADERS else copies.get(name, index)
             results.append(run_one(config, name, aug_repeats, source, progress, evict=evict))
     return results
 
