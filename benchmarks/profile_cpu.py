@@ -16,13 +16,14 @@ DATA_DIR it uses ``dali-ba bench``'s cached default set.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from unittest import mock
 
 import numpy as np
 from nvidia.dali import fn, types
+
+from common import parse_args
 
 from dali_ba import ImageFolderLoader
 from dali_ba.dataset import scan_image_folder
@@ -123,15 +124,9 @@ def time_loader(root, threads, steps):
 
 
 def main():
-    from dali_ba.cli import default_dataset
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dir", nargs="?")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--only", help="run only the variants whose name contains this text")
-    args = parser.parse_args()
-    root = args.data_dir or default_dataset()
+    args = parse_args(__doc__, (("--rounds",), dict(type=int, default=2)), (("--steps",), dict(type=int, default=10)),
+                      (("--only",), dict(help="run only the variants whose name contains this text")))
+    root = args.data_dir
     files = scan_image_folder(root).files[:256]
     variants = {name: v for name, v in VARIANTS.items() if args.only is None or args.only in name}
     rows = {name: [] for name in variants}

@@ -10,10 +10,10 @@ mean fraction of the image area that the decoded region covers. Without DATA_DIR
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 from nvidia.dali import fn, pipeline_def, types
+
+from common import parse_args
 
 from dali_ba.dataset import scan_image_folder
 from dali_ba.windows import RandomResizedCropWindows, image_shape, union
@@ -41,13 +41,8 @@ def coverage(index, aug_repeats: int, size: int = 224, batch: int = 50) -> float
 
 
 def main():
-    from dali_ba.cli import default_dataset
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dir", nargs="?")
-    parser.add_argument("-M", "--aug-repeats", default="1,2,4,8")
-    args = parser.parse_args()
-    index = scan_image_folder(args.data_dir or default_dataset())
+    args = parse_args(__doc__, (("-M", "--aug-repeats"), dict(default="1,2,4,8")))
+    index = scan_image_folder(args.data_dir)
     print(f"{len(index)} images, 224 px output: mean fraction of the image decoded (union of the M windows + margin)")
     for m in map(int, args.aug_repeats.split(",")):
         print(f"  M={m}: {coverage(index, m):.3f}")
