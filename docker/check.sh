@@ -62,15 +62,19 @@ case "$default_base" in
 esac
 
 # Trust what the host trusts: behind a TLS-inspecting proxy (the machine this was written on has
-# one) pip inside the build needs the host's CA bundle. It is mounted for the build's RUN steps
-# only, with a pip.conf that points at it; nothing of it is committed into the image.
+# one) pip inside the build needs the host's CA bundle. It is mounted, for the RUN steps only,
+# over files the base already has (the system bundle, and the certifi bundle pip ships), so that
+# nothing of it, not even an empty mount point, is committed into the image.
 HOST_CA=${HOST_CA:-/etc/ssl/certs/ca-certificates.crt}
-TRUST=()
-if [ -f "$HOST_CA" ]; then
-  mkdir -p "$WORK"
-  printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$WORK/pip.conf"
-  TRUST=(--volume "$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro" --volume "$WORK/pip.conf:/etc/pip.conf:ro")
-fi
+trust() {  # trust CONTAINER: prints the --volume options for pip in CONTAINER, one per line
+  [ -f "$HOST_CA" ] || return 0
+  local certifi
+  certifi=$("${BUILDAH[@]}" run --isolation chroot "$1" -- python -c \
+      'import pip._vendor.certifi as c; print(c.where())' 2>/dev/null) || certifi=
+  echo "--volume=$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro"
+  [ -n "$certifi" ] && echo "--volume=$HOST_CA:$certifi:ro"
+  return 0
+}
 
 # -- 1. the base --------------------------------------------------------------------------------
 base_started=$(date +%s)
@@ -90,13 +94,14 @@ else
   tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" . && rm -rf "$WORK/rootfs"
   ctr=$("${BUILDAH[@]}" from scratch) || broken "buildah from scratch"
   "${BUILDAH[@]}" add "$ctr" "$WORK/rootfs.tar" / >/dev/null && rm -f "$WORK/rootfs.tar"
-  "${BUILDAH[@]}" run --isolation chroot "${TRUST[@]}" "$ctr" -- sh -c "
-      python3 -m venv /opt/conda &&
-      PIP_NO_CACHE_DIR=1 /opt/conda/bin/pip install -q --progress-bar off torch==$STANDIN_TORCH torchvision==$STANDIN_TORCHVISION &&
-      apt-get clean && rm -rf /var/lib/apt/lists/*" \
-    || broken "installing torch $STANDIN_TORCH into the stand-in base"
   "${BUILDAH[@]}" config --env PATH=/opt/conda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       --env LANG=C.UTF-8 --workingdir /workspace "$ctr"
+  "${BUILDAH[@]}" run --isolation chroot "$ctr" -- sh -c "python3 -m venv /opt/conda && apt-get clean && rm -rf /var/lib/apt/lists/*" \
+    || broken "making the stand-in's Python environment"
+  mapfile -t mounts < <(trust "$ctr")
+  "${BUILDAH[@]}" run --isolation chroot "${mounts[@]}" "$ctr" -- sh -c \
+      "PIP_NO_CACHE_DIR=1 pip install -q --progress-bar off torch==$STANDIN_TORCH torchvision==$STANDIN_TORCHVISION" \
+    || broken "installing torch $STANDIN_TORCH into the stand-in base"
   "${BUILDAH[@]}" commit --quiet "$ctr" "$STANDIN" >/dev/null || broken "committing the stand-in base"
   "${BUILDAH[@]}" rm "$ctr" >/dev/null && ctr=
 fi
@@ -105,7 +110,10 @@ base_s=$(( $(date +%s) - base_started ))
 # -- 2. the image, from docker/Dockerfile as it is ----------------------------------------------
 say "building docker/Dockerfile on $base"
 build_started=$(date +%s)
-"${BUILDAH[@]}" build --isolation chroot --pull=never "${TRUST[@]}" --build-arg "BASE_IMAGE=$base" -f docker/Dockerfile -t "$IMAGE" .
+probe=$("${BUILDAH[@]}" from --pull=never "$base") || broken "buildah from $base"
+mapfile -t mounts < <(trust "$probe")
+"${BUILDAH[@]}" rm "$probe" >/dev/null
+"${BUILDAH[@]}" build --isolation chroot --pull=never "${mounts[@]}" --build-arg "BASE_IMAGE=$base" -f docker/Dockerfile -t "$IMAGE" .
 build_rc=$?
 build_s=$(( $(date +%s) - build_started ))
 [ "$build_rc" -eq 0 ] || broken "docker/Dockerfile did not build on $base"
@@ -146,7 +154,7 @@ check "train_imagenet.py: resumed to the epoch's end" sh -c 'python /opt/dali-ba
     --resume /tmp/out/checkpoint.pth | tee /dev/stderr | grep -q "resumed from /tmp/out/checkpoint.pth: epoch 0, batch 2 of 12"'
 check "no compiler in the image" sh -c '! command -v gcc && ! command -v cc && ! command -v g++'
 check "no pip cache in the image" sh -c '! ls -d /root/.cache/pip /home/dali/.cache/pip 2>/dev/null | grep -q .'
-check "no build-time pip.conf left in the image" sh -c '[ ! -s /etc/pip.conf ]'
+check "nothing left by the build's mounts" sh -c '[ ! -e /etc/pip.conf ]'
 "${BUILDAH[@]}" rm "$ctr" >/dev/null && ctr=
 checks_s=$(( $(date +%s) - checks_started ))
 finish
