@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench install clean
+.PHONY: test bench install clean docker-check
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/dali-ba bench
+
+# Builds docker/Dockerfile with buildah (no daemon) and checks the image; root, ~25 GB, GBs of downloads.
+docker-check:
+	bash docker/check.sh
 
 clean:
 	rm -rf $(VENV) .cache *.egg-info

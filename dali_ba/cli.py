@@ -184,9 +184,17 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
         raise UsageProblem(str(err)) from None
     click.echo(f"data: {data_dir}: {stats.summary()}", err=True)
     total = len(config.loaders) * len(config.aug_repeats) * (config.steps + config.warmup)
-    with click.progressbar(length=total, label="benchmarking", file=sys.stderr) as bar:
-        results = run_bench(config, progress=bar.update)
     env = environment()
+    config_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
+
+    def export(results):  # after every (loader, M): a run cut short keeps what it finished
+        if export_json:
+            report.to_json(export_json, results, env.as_dict(), stats.as_dict(), config_dict)
+        if export_csv:
+            report.to_csv(export_csv, results, env.as_dict())
+
+    with click.progressbar(length=total, label="benchmarking", file=sys.stderr) as bar:
+        results = run_bench(config, progress=bar.update, on_result=export)
     click.echo(f"dali-ba bench, B={batch_size}, {image_size}px, {dtype}, model={model}, device={'cuda' if on_gpu else 'cpu'}, "
                f"{config.steps} timed steps after {config.warmup} warm-up"
                + (", page cache evicted before each timed run" if cold_cache else ", warm page cache"))
@@ -199,13 +207,9 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
         click.echo(comparison)
         click.echo("")
     click.echo(report.free_replicas(results, device="cuda" if on_gpu else "cpu", model=model))
-    config_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
-    if export_json:
-        report.to_json(export_json, results, env.as_dict(), stats.as_dict(), config_dict)
-        click.echo(f"wrote {export_json}", err=True)
-    if export_csv:
-        report.to_csv(export_csv, results, env.as_dict())
-        click.echo(f"wrote {export_csv}", err=True)
+    for path in (export_json, export_csv):
+        if path:
+            click.echo(f"wrote {path}", err=True)
     if plot_path:
         report.plot(plot_path, results, title=f"{env.cpu} x{env.cores}{', ' + env.gpu if env.gpu else ''} | B={batch_size}, "
                     f"{image_size}px, {dtype}, model={model} | {stats.images} imgs, mean {stats.mean_kib:.0f} KiB")

@@ -139,3 +139,24 @@ def test_cold_cache_tar_copy_and_full_decode_variants_run_side_by_side(tmp_path,
     assert rows["torch-once"]["read_wait_percent"] is None
     assert list((tmp_path / "cache" / "bench-shards").glob("*/train-000000.tar")), "the tar copy is cached"
     assert list((tmp_path / "cache" / "bench-parquet").glob("*/train-00000.parquet")), "so is the Parquet copy"
+
+
+def test_exports_are_written_after_every_loader_and_m(tmp_path, monkeypatch):
+    """A run cut short (a time limit on a lent GPU) keeps every (loader, M) it finished."""
+    import dali_ba.bench.runner as runner
+
+    data = tmp_path / "data"
+    write_color_tree(data)
+    seen = []
+    real = runner.run_one
+
+    def run_one(config, name, m, *args, **kw):
+        if (tmp_path / "r.json").exists():
+            seen.append(len(json.loads((tmp_path / "r.json").read_text())["results"]))
+        return real(config, name, m, *args, **kw)
+
+    monkeypatch.setattr(runner, "run_one", run_one)
+    result = bench(str(data), "-M", "1,2", "-b", "2", "--steps", "2", "--warmup", "1", "--image-size", "32", "--workers", "1",
+                   "--loaders", "dali-ba,torch-once", "--export-json", str(tmp_path / "r.json"))
+    assert result.exit_code == 0, result.output
+    assert seen == [1, 2, 3], "the JSON held every finished run before the next one started"

@@ -34,12 +34,20 @@ def test_hadolint_does_flag_a_bad_dockerfile(tmp_path):
 
 def test_image_pins_base_and_dali_runs_as_non_root_and_enters_dali_ba():
     text = DOCKERFILE.read_text()
-    assert re.search(r"^FROM \S+:\d+\.\d+\.\d+-cuda\d+", text, re.M), "base image pinned to a version"
+    assert re.search(r"^ARG BASE_IMAGE=\S+:\d+\.\d+\.\d+-cuda\d+", text, re.M), "base image pinned to a version"
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M)
     assert re.search(r"ARG DALI_VERSION=\d+\.\d+\.\d+", text) and "nvidia-dali-cuda120==${DALI_VERSION}" in text
     assert re.search(r"^USER [1-9]\d*", text, re.M), "non-root user"
     assert 'ENTRYPOINT ["dali-ba"]' in text
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["dali-ba"] == "dali_ba.cli:main"
+
+
+def test_check_script_stands_in_for_the_default_bases_torch():
+    base = re.search(r"^ARG BASE_IMAGE=\S+:(\d+\.\d+\.\d+)-", DOCKERFILE.read_text(), re.M).group(1)
+    check = (ROOT / "docker" / "check.sh").read_text()
+    assert f"STANDIN_TORCH={base}\n" in check, "docker/check.sh's stand-in must carry the default base's torch"
+    assert "docker-check:" in (ROOT / "Makefile").read_text()
 
 
 def test_dockerfile_copies_only_paths_that_exist():
@@ -49,7 +57,7 @@ def test_dockerfile_copies_only_paths_that_exist():
                 assert (ROOT / source).exists(), source
 
 
-@pytest.mark.parametrize("script", ["docker/slurm/train.sbatch", ".ci/run"])
+@pytest.mark.parametrize("script", ["docker/slurm/train.sbatch", ".ci/run", "docker/check.sh"])
 def test_shell_scripts_parse(script):
     done = subprocess.run(["bash", "-n", str(ROOT / script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -254,8 +254,12 @@ def _gpu_figures(device: torch.device):
     return (total - free) / 2**20, util
 
 
-def run_bench(config: BenchConfig, progress=None) -> list[Result]:
-    """Runs every loader at every M of ``config``; see the module docstring."""
+def run_bench(config: BenchConfig, progress=None, on_result=None) -> list[Result]:
+    """Runs every loader at every M of ``config``; see the module docstring.
+
+    ``on_result(results)`` is called with the results so far after each (loader, M), so that a run
+    cut short (a time limit on a lent GPU) keeps what it finished.
+    """
     index = scan_image_folder(config.data_dir)
     copies = {}  # the tar and Parquet copies, made once and cached on disk
     if any(name in TAR_LOADERS for name in config.loaders):
@@ -270,6 +274,8 @@ def run_bench(config: BenchConfig, progress=None) -> list[Result]:
             # an earlier one left in its store.
             source = parquet_copy(index) if name in PARQUET_LOADERS else copies.get(name, index)
             results.append(run_one(config, name, aug_repeats, source, progress, evict=evict))
+            if on_result:
+                on_result(results)
     return results
 
 
