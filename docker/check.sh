@@ -72,7 +72,8 @@ trust() {  # trust CONTAINER: prints the --volume options for pip in CONTAINER, 
   certifi=$("${BUILDAH[@]}" run --isolation chroot "$1" -- python -c \
       'import pip._vendor.certifi as c; print(c.where())' 2>/dev/null) || certifi=
   echo "--volume=$HOST_CA:/etc/ssl/certs/ca-certificates.crt:ro"
-  [ -n "$certifi" ] && echo "--volume=$HOST_CA:$certifi:ro"
+  # (Debian's pip already reads the system bundle: one mount then.)
+  [ -n "$certifi" ] && [ "$certifi" != /etc/ssl/certs/ca-certificates.crt ] && echo "--volume=$HOST_CA:$certifi:ro"
   return 0
 }
 
