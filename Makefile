@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench install clean docker-check
+.PHONY: test bench install clean docker-check gpu-rehearsal
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/dali-ba bench
+
+# benchmarks/gpu_suite.sh on the CPU with tiny sizes: every command of the one GPU call, checked here.
+gpu-rehearsal: $(STAMP)
+	GPU_SUITE_DEVICE=cpu PYTHON=$(PY) OUT=/tmp/gpu-rehearsal bash benchmarks/gpu_suite.sh
 
 # Builds docker/Dockerfile with buildah (no daemon) and checks the image; root, ~25 GB, GBs of downloads.
 docker-check:
