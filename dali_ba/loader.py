@@ -334,6 +334,7 @@ class BatchAugmentLoader:
             "num_files": len(self._index),
             "batch_size": self.config.batch_size,
             "shuffle": self.config.shuffle,
+            "shuffle_window": self.config.shuffle_window,
             "drop_last": self.config.drop_last,
             "shard_id": self.config.shard_id,
             "num_shards": self.config.num_shards,
@@ -351,17 +352,17 @@ class BatchAugmentLoader:
 
         Raises:
             ValueError: The state is not a loader state, or was saved by a loader over other data
-                or with another batch size, shuffle or drop_last, so its position would mean other
-                samples.
+                or with another batch size, shuffle, shuffle_window or drop_last, so its position
+                would mean other samples.
         """
         version = state.get("version") if isinstance(state, dict) else None
         if version not in (1, STATE_VERSION):
             raise ValueError(f"cannot resume: loader state version {version!r} is not supported (expected 1 or {STATE_VERSION}); "
                              f"pass the dict that loader.state_dict() returned")
         mine = {"num_files": len(self._index), "batch_size": self.config.batch_size, "shuffle": self.config.shuffle,
-                "drop_last": self.config.drop_last}
+                "shuffle_window": self.config.shuffle_window, "drop_last": self.config.drop_last}
         for key, value in mine.items():
-            if state[key] != value:
+            if state.get(key) != value:  # states before shuffle_window existed have none
                 raise ValueError(
                     f"cannot resume: the saved loader state has {key}={state[key]!r} but this loader has "
                     f"{key}={value!r}; resume with the same data and options"

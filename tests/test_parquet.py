@@ -149,3 +149,19 @@ def test_shuffle_window_needs_a_source_stored_in_groups(color_tree):
 def test_import_dali_ba_does_not_import_pyarrow():
     code = "import sys, dali_ba; sys.exit(1 if 'pyarrow' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_state_resumes_only_with_the_same_shuffle_window(color_parquet):
+    files, truth = color_parquet
+    loader = make(files, batch_size=4, shuffle_window=2)
+    first = []
+    for i, (images, _) in enumerate(loader):
+        first += identify(images, truth)
+        if i == 1:
+            break
+    state = loader.state_dict()
+    with pytest.raises(ValueError, match="shuffle_window=2 but this loader has shuffle_window=None"):
+        make(files, batch_size=4).load_state_dict(state)
+    resumed = make(files, batch_size=4, shuffle_window=2)
+    resumed.load_state_dict(state)
+    assert Counter(first + epoch_files(resumed, truth)) == {f: 2 for f in truth}
