@@ -71,7 +71,7 @@ class ParquetStore:
                  cache_groups: int = CACHE_GROUPS):
         self._files = files
         self._group_file = np.concatenate([np.full(len(f.group_rows), k, dtype=np.int32) for k, f in enumerate(files)])
-        self._group_starts_in_file = np.concatenate([np.cumsum((0,) + f.group_rows[:-1]) for f in files]).astype(np.int64)
+        self._group_starts_in_file = np.concatenate([np.cumsum((0,) + f.group_rows)[:-1] for f in files]).astype(np.int64)
         self._image_column = image_column
         self._sample_group, self._sample_row = sample_group, sample_row
         self._cache_groups = cache_groups
@@ -120,7 +120,11 @@ class ParquetStore:
 
     def _read_group(self, g: int):
         info = self._files[int(self._group_file[g])]
-        table = pq.ParquetFile(info.path).read_row_group(g - info.first_group, columns=[self._image_column], use_threads=False)
+        try:
+            table = pq.ParquetFile(info.path).read_row_group(g - info.first_group, columns=[self._image_column],
+                                                             use_threads=False)
+        except (pa.ArrowException, OSError) as err:  # pyarrow's messages name no file
+            raise OSError(f"could not read row group {g - info.first_group} of parquet file {info.path!r}: {err}") from err
         column = table.column(0).combine_chunks()
         if pa.types.is_struct(column.type):
             column = column.field("bytes")

@@ -165,3 +165,13 @@ def test_a_state_resumes_only_with_the_same_shuffle_window(color_parquet):
     resumed = make(files, batch_size=4, shuffle_window=2)
     resumed.load_state_dict(state)
     assert Counter(first + epoch_files(resumed, truth)) == {f: 2 for f in truth}
+
+
+def test_a_file_damaged_after_indexing_is_named(color_parquet):
+    files, truth = color_parquet
+    loader = make(files, batch_size=24, shuffle=False)
+    damaged = sorted(set(loader.files))[1]
+    data = open(damaged, "rb").read()
+    open(damaged, "wb").write(data[:100] + b"\0" * (len(data) - 200) + data[-100:])  # same size, footer kept
+    with pytest.raises(OSError, match=r"could not read row group \d of parquet file '.*train-00001\.parquet'"):
+        next(iter(loader))
