@@ -79,10 +79,9 @@ class EpochPlan:
 
     def remaining(self, start: int) -> int:
         """Samples all shards together still deliver from ``start`` on; ``0`` when the epoch is over."""
-        rest = max(0, self.num_samples - start)
         if self.drop_last:
             return self.num_shards * self.samples_per_shard(start)  # equal on every shard
-        return rest
+        return max(0, self.num_samples - start)
 
     def position(self, start: int, steps: int) -> int:
         """Where the epoch stands after every shard took ``steps`` batches from ``start``.

@@ -74,21 +74,21 @@ def write(path, **columns):
 
 
 @pytest.mark.parametrize(
-    "columns, options, message",
+    "columns, message",
     [
-        (dict(img=[b"x"], label=[0]), {}, r"has no column 'image' \(image_column\); its columns are: img, label"),
-        (dict(image=[b"x"], y=[0]), {}, r"has no column 'label' \(label_column\); its columns are: image, y"),
-        (dict(image=[b"x"], label=["cat"]), {}, r"label column 'label' has type string, expected integers"),
-        (dict(image=[b"x", b"y"], label=[1, -1]), {}, r"row 1 has label -1 in column 'label', expected an integer >= 0"),
-        (dict(image=[b"x", b"y"], label=[1, None]), {}, r"row 1 has no label in column 'label'"),
-        (dict(image=[1], label=[0]), {}, r"image column 'image' has type int64, expected binary or Hugging Face's Image"),
+        (dict(img=[b"x"], label=[0]), r"has no column 'image' \(image_column\); its columns are: img, label"),
+        (dict(image=[b"x"], y=[0]), r"has no column 'label' \(label_column\); its columns are: image, y"),
+        (dict(image=[b"x"], label=["cat"]), r"label column 'label' has type string, expected integers"),
+        (dict(image=[b"x", b"y"], label=[1, -1]), r"row 1 has label -1 in column 'label', expected an integer >= 0"),
+        (dict(image=[b"x", b"y"], label=[1, None]), r"row 1 has no label in column 'label'"),
+        (dict(image=[1], label=[0]), r"image column 'image' has type int64, expected binary or Hugging Face's Image"),
     ],
 )
-def test_bad_columns_name_the_file_and_row(tmp_path, columns, options, message):
+def test_bad_columns_name_the_file_and_row(tmp_path, columns, message):
     path = write(tmp_path / "bad.parquet", **columns)
     with pytest.raises(ValueError, match=rf"parquet file '.*bad\.parquet'.*{message}" if "columns are" not in message
                        else rf"parquet file '.*bad\.parquet' {message}"):
-        index_parquet(path, **options)
+        index_parquet(path)
 
 
 def test_not_parquet_and_missing_files_are_named(tmp_path):

@@ -270,9 +270,9 @@ def run_bench(config: BenchConfig, progress=None, on_result=None) -> list[Result
     results = []
     for aug_repeats in config.aug_repeats:
         for name in config.loaders:
-            # A Parquet index is made anew for each run, so that no run starts with the row groups
-            # an earlier one left in its store.
-            source = parquet_copy(index) if name in PARQUET_LOADERS else copies.get(name, index)
+            source = copies.get(name, index)
+            if source.store is not None:  # no run starts with the row groups an earlier one left
+                source.store.clear()
             results.append(run_one(config, name, aug_repeats, source, progress, evict=evict))
             if on_result:
                 on_result(results)
