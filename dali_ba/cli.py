@@ -113,6 +113,26 @@ def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuf
                f"{out / prefix}-{{{0:06d}..{last:06d}}}.tar")
 
 
+@main.command("probe-decode")
+@click.option("--device", default="cuda:0", show_default=True, help="cuda:N, or cpu (DALI's CPU decoder: a rehearsal).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON.")
+@click.option("--simulate-crash", default="", help="Comma-separated cases whose probes die by SIGSEGV (a rehearsal).")
+def probe_decode_command(device: str, out: Path | None, simulate_crash: str):
+    """Probe the decoders in child processes: whole, region and fused random-crop decoding.
+
+    Each verdict is cached per device, DALI and nvImageCodec version; the loader's roi_decode="auto"
+    and the bench's dali-large follow it. Exit code 1 where even whole-image decoding fails.
+    """
+    from .decode_probe import probe_all
+
+    try:
+        report = probe_all(device, out, [c for c in simulate_crash.split(",") if c], echo=click.echo)
+    except ValueError as err:
+        raise UsageProblem(str(err)) from None
+    if not report["verdicts"]["whole"]["works"]:
+        sys.exit(1)
+
+
 @main.command("bench")
 @click.argument("data_dir", required=False, type=click.Path(path_type=Path))
 @click.option("-M", "--aug-repeats", default="1,2,4,8", show_default=True, callback=_int_list, help="M values, comma-separated.")
@@ -148,7 +168,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     """
     from .bench import report
     from .bench.loaders import CPU_LOADERS, GPU_LOADERS
-    from .bench.runner import BenchConfig, environment, run_bench
+    from .bench.runner import BenchConfig, environment, planned_runs, run_bench
     from .config import resolve_device
     from .synthetic import dataset_stats
 
@@ -187,14 +207,19 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     env = environment()
     config_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
 
+    failures = []
+
     def export(results):  # after every (loader, M): a run cut short keeps what it finished
         if export_json:
-            report.to_json(export_json, results, env.as_dict(), stats.as_dict(), config_dict)
+            report.to_json(export_json, results, env.as_dict(), stats.as_dict(), config_dict, planned=planned_runs(config),
+                           failures=failures)
         if export_csv:
             report.to_csv(export_csv, results, env.as_dict())
 
     with click.progressbar(length=total, label="benchmarking", file=sys.stderr) as bar:
-        results = run_bench(config, progress=bar.update, on_result=export)
+        results = run_bench(config, progress=bar.update, on_result=export, failures=failures)
+    if not results:
+        raise click.ClickException("every run failed: " + "; ".join(f"{f.loader} at M={f.aug_repeats}: {f.error}" for f in failures))
     click.echo(f"dali-ba bench, B={batch_size}, {image_size}px, {dtype}, model={model}, device={'cuda' if on_gpu else 'cpu'}, "
                f"{config.steps} timed steps after {config.warmup} warm-up"
                + (", page cache evicted before each timed run" if cold_cache else ", warm page cache"))
@@ -214,6 +239,12 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
         report.plot(plot_path, results, title=f"{env.cpu} x{env.cores}{', ' + env.gpu if env.gpu else ''} | B={batch_size}, "
                     f"{image_size}px, {dtype}, model={model} | {stats.images} imgs, mean {stats.mean_kib:.0f} KiB")
         click.echo(f"wrote {plot_path}", err=True)
+    if failures:
+        click.echo("")
+        click.echo(f"{len(failures)} of {len(planned_runs(config))} runs failed (the exports record them):")
+        for failure in failures:
+            click.echo(f"  {failure.loader} at M={failure.aug_repeats}: {failure.error}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,8 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16}
 ON_ERROR = ("raise", "skip")
 #: Where the CPU path makes the replicas; "auto" is "torch" where it applies, else "dali".
 RESAMPLE = ("auto", "dali", "torch")
+#: Region decoding: "auto" (where it works: see decode_probe.py), always, or never.
+ROI_DECODE = ("auto", True, False)
 
 
 def _check_positive_int(name: str, value, *, minimum: int = 1) -> None:
@@ -102,7 +104,7 @@ class LoaderConfig:
     prefetch: int = 2
     read_threads: int = 16
     read_ahead: int = 2
-    roi_decode: bool = True
+    roi_decode: bool | str = "auto"
     resample: str = "auto"
 
     def __post_init__(self):
@@ -133,6 +135,8 @@ class LoaderConfig:
                 f"resample='torch' makes random-resized-crop + flip replicas only (recipe='imagenet'), "
                 f"but recipe={self.recipe!r}; use resample='auto' or 'dali'"
             )
+        if not (isinstance(self.roi_decode, bool) or self.roi_decode == "auto"):
+            raise ValueError(f"roi_decode must be 'auto', True or False, but got {self.roi_decode!r}")
         if self.on_error not in ON_ERROR:
             raise ValueError(f"on_error must be 'raise' or 'skip', but got {self.on_error!r}")
         if self.seed is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -77,7 +78,7 @@ class Feed:
         self._on_error = on_error
         self._device = device
         self._in_flight: deque[Batch] = deque()
-        self._pipe = build(source=self._next_input)
+        self._pipe = self._new_pipeline()
         #: Samples left out because they could not be decoded (``on_error="skip"``).
         self.skipped: set[int] = set()
         self.io = IOStats()
@@ -114,13 +115,22 @@ class Feed:
             except StopIteration:
                 pass
             except (RuntimeError, OSError):
-                self._pipe = self._build(source=self._next_input)
+                self._pipe = self._new_pipeline()
             self._in_flight.clear()
 
     def close(self) -> None:
-        """Stops reading and ends the reader threads (and the resample stage's)."""
+        """Stops reading, ends the reader threads (and the resample stage's) and frees the pipeline."""
         self._reader.close()
         self._finish.close()
+        self._in_flight.clear()
+        self._pipe = None  # DALI's threads and memory go with the pipeline
+
+    def _new_pipeline(self):
+        # The pipeline holds its input callback; a bound method there would make a cycle (feed ->
+        # pipeline -> feed) that only the cyclic collector frees, so the pipeline's threads and
+        # memory would outlive the feed. The callback holds the feed weakly instead.
+        callback = weakref.WeakMethod(self._next_input)
+        return self._build(source=lambda: callback()())
 
     def _without_skipped(self, batches: Iterable[Batch]):
         for batch in batches:
@@ -160,7 +170,7 @@ class Feed:
                 # batches it held (without the bad samples) before the rest of the epoch.
                 self._in_flight.clear()
                 self._reader.start(self._without_skipped(itertools.chain(failed, self._reader.cancel())))
-                self._pipe = self._build(source=self._next_input)
+                self._pipe = self._new_pipeline()
                 self._pipe.schedule_run()
 
     def _cuda_stream(self):

@@ -24,6 +24,7 @@ from nvidia.dali import types
 
 from .config import LoaderConfig, default_num_threads, resolve_device
 from .dataset import SampleIndex, read_file_list, scan_image_folder
+from .decode_probe import region_decode_plan
 from .distributed import detect_shard, shared_seed
 from .feed import DLPackHandOff, Feed, IOStats
 from .order import EpochPlan
@@ -99,6 +100,11 @@ class BatchAugmentLoader:
         read_ahead: Batches read ahead of the one DALI takes next (bounds the memory of reads).
         roi_decode: For recipes that start with a random-resized crop, decode only the part of
             each image that its M replicas' windows cover; ``False`` decodes whole images.
+            ``"auto"`` (the default) decodes regions where they decode correctly: on a GPU a
+            one-time probe in a child process checks the region decode of this GPU, DALI and
+            nvImageCodec (``decode_probe.py``; nvImageCodec 0.9 is reported to crash on some
+            GPUs), caches its verdict, and where it fails the loader decodes whole images and
+            warns (:class:`~dali_ba.decode_probe.RegionDecodeWarning`). ``True`` skips the probe.
         resample: Where the replicas are cut out, resized, flipped and normalized: ``"dali"`` in
             the DALI pipeline; ``"torch"`` with torch's kernels on the CPU after DALI decoded
             (``imagenet`` recipe, CPU device only; torchvision's tensor ``RandomResizedCrop``
@@ -134,7 +140,7 @@ class BatchAugmentLoader:
         prefetch: int = 2,
         read_threads: int = 16,
         read_ahead: int = 2,
-        roi_decode: bool = True,
+        roi_decode: bool | str = "auto",
         resample: str = "auto",
     ):
         config = LoaderConfig(
@@ -200,6 +206,10 @@ class BatchAugmentLoader:
                                     mean=recipe.mean, std=recipe.std, threads=self._num_threads)
         else:
             finish = DLPackHandOff(channels_last=config.channels_last)
+        #: Whether this loader decodes only the windows' union (``roi_decode`` resolved on its device).
+        self.roi_decode, gpu_options = (
+            region_decode_plan(config.roi_decode, self.device) if recipe.windowed else (False, {})
+        )
         # Augmentation draws differ per shard; the order (plan) is shared.
         self._dali_seed = int(np.random.SeedSequence([seed, shard_id]).generate_state(1)[0] % 2**31)
         self._feed = Feed(
@@ -216,16 +226,17 @@ class BatchAugmentLoader:
                 num_threads=self._num_threads,
                 seed=self._dali_seed,
                 prefetch_queue_depth=config.prefetch,
-                roi_decode=config.roi_decode,
+                roi_decode=self.roi_decode,
                 resample=self.resample,
+                gpu_options=gpu_options,
             ),
             reader=ReadAhead(index.read, threads=config.read_threads, depth=config.read_ahead),
             finish=finish,
             on_error=config.on_error,
             device=self.device,
         )
-        # Reader threads end when the loader is collected, or at exit.
-        weakref.finalize(self, self._feed.close)
+        # Reader threads end when the loader is collected, at exit, or at close().
+        self._closer = weakref.finalize(self, self._feed.close)
         self._next_epoch = 0
         self._resume_position = 0  # where in its permutation the next epoch starts (> 0 after a resume)
         self._epoch: int | None = None
@@ -301,6 +312,15 @@ class BatchAugmentLoader:
         if epoch != self._next_epoch:
             self._resume_position = 0
         self._next_epoch = epoch
+
+    def close(self) -> None:
+        """Ends the loader's threads and frees its pipeline and memory now, not when it is collected.
+
+        For a process that builds loaders one after another (a benchmark, a sweep); iterating a
+        closed loader raises ``RuntimeError``. Calling it again does nothing.
+        """
+        self._generation += 1  # an iterator still open stops at its next batch
+        self._closer()
 
     def __iter__(self):
         # The epoch starts at the first next(), not here, so that set_epoch() between iter(loader)
@@ -395,6 +415,8 @@ class BatchAugmentLoader:
     # -- the epoch loop --------------------------------------------------------------------------
 
     def _run_epoch(self):
+        if not self._closer.alive:
+            raise RuntimeError("this loader was closed; make a new one")
         self._feed.stop()
         self._generation += 1
         generation = self._generation
@@ -405,6 +427,8 @@ class BatchAugmentLoader:
         try:
             while True:
                 if generation != self._generation:
+                    if not self._closer.alive:
+                        raise RuntimeError("this loader was closed; make a new one")
                     raise RuntimeError("this iterator was superseded by an iterator of this loader started later, or by load_state_dict(); iterate the new one")
                 try:
                     batch, images, labels = self._feed.next()

@@ -19,7 +19,8 @@ from .replicate import replica_parameters, replicate
 from .windows import RandomResizedCropWindows, image_shape, union
 
 
-def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu: bool, roi_decode: bool, resample: str):
+def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu: bool, roi_decode: bool, resample: str,
+           gpu_options: dict):
     encoded, labels = fn.external_source(
         source=source, num_outputs=2, batch=True, dtype=[types.UINT8, types.INT64], ndim=[1, 0]
     )
@@ -29,10 +30,10 @@ def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu
         draw = RandomResizedCropWindows(shape)
         windows = [draw.draw() for _ in range(aug_repeats)]
         region = union(windows, shape, spec.image_size)
-        images = decode(encoded, on_gpu=on_gpu, region=region)
+        images = decode(encoded, on_gpu=on_gpu, region=region, gpu_options=gpu_options)
         windows = [window.moved_by(region.start) for window in windows]
     else:
-        images = decode(encoded, on_gpu=on_gpu)
+        images = decode(encoded, on_gpu=on_gpu, gpu_options=gpu_options)
         if recipe.windowed:
             draw = RandomResizedCropWindows(images.shape(dtype=types.INT32)[0:2])
             windows = [draw.draw() for _ in range(aug_repeats)]
@@ -56,6 +57,7 @@ def build_pipeline(
     prefetch_queue_depth: int,
     roi_decode: bool = True,
     resample: str = "dali",
+    gpu_options: dict | None = None,
 ):
     """Builds the batch-augmentation pipeline.
 
@@ -75,6 +77,7 @@ def build_pipeline(
             decodes whole images and crops after (the path before ROI decoding, kept to compare).
         resample: ``"dali"`` makes the replicas in the pipeline; ``"torch"`` (CPU, a recipe with
             ``resample_in_torch``) leaves them to ``resample.py``.
+        gpu_options: Decoder options on top of ``decode.GPU_OPTIONS`` (``mixed`` only).
 
     Returns:
         A built ``nvidia.dali.Pipeline`` with outputs ``(replicas [B, M, ...], labels [B, M])``,
@@ -91,6 +94,7 @@ def build_pipeline(
         on_gpu=device_id is not None,
         roi_decode=roi_decode,
         resample=resample,
+        gpu_options=dict(gpu_options or {}),
         batch_size=batch_size,
         device_id=device_id,
         num_threads=num_threads,

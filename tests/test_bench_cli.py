@@ -160,3 +160,28 @@ def test_exports_are_written_after_every_loader_and_m(tmp_path, monkeypatch):
                    "--loaders", "dali-ba,torch-once", "--export-json", str(tmp_path / "r.json"))
     assert result.exit_code == 0, result.output
     assert seen == [1, 2, 3], "the JSON held every finished run before the next one started"
+
+
+def test_a_run_that_fails_is_recorded_and_the_bench_goes_on(tmp_path, monkeypatch):
+    """M=4 asks dali-large for 40 images per batch of a 24-image set: that run fails, the rest run."""
+    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    write_color_tree(data)
+    result = bench(str(data), "-M", "4,1", "-b", "10", "--steps", "2", "--warmup", "1", "--image-size", "32",
+                   "--workers", "1", "--loaders", "dali-large,dali-ba", "--export-json", str(tmp_path / "r.json"),
+                   "--export-csv", str(tmp_path / "r.csv"))
+    assert result.exit_code == 1, result.output
+    assert "1 of 4 runs failed" in result.output and "dali-large at M=4: ValueError: dali-large needs 40 images" in result.output
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["planned"] == [["dali-large", 4], ["dali-ba", 4], ["dali-large", 1], ["dali-ba", 1]], "M in the order given"
+    assert [(r["loader"], r["aug_repeats"]) for r in saved["results"]] == [("dali-ba", 4), ("dali-large", 1), ("dali-ba", 1)]
+    assert [(f["loader"], f["aug_repeats"]) for f in saved["failures"]] == [("dali-large", 4)]
+
+
+def test_a_bench_where_every_run_fails_says_why(tmp_path):
+    data = tmp_path / "data"
+    write_color_tree(data)
+    result = bench(str(data), "-M", "1", "-b", "100", "--steps", "2", "--warmup", "1", "--image-size", "32",
+                   "--workers", "1", "--loaders", "dali-ba")
+    assert result.exit_code == 1
+    assert "every run failed: dali-ba at M=1: ValueError: batch_size=100 is larger than the 24 images" in result.output

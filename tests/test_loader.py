@@ -312,3 +312,25 @@ def test_an_epoch_whose_last_batch_is_all_skipped_ends_in_the_saved_state(color_
     state = loader.state_dict()
     assert (state["epoch"], state["batch"]) == (1, 0), "the epoch is over; resuming must not replay it"
     assert len(state["skipped_files"]) == 4
+
+
+def test_close_ends_the_loaders_threads_and_iterating_it_again_is_an_error(color_tree):
+    import gc
+    import os
+
+    root, _ = color_tree
+    before = len(os.listdir("/proc/self/task"))
+    gc.disable()
+    try:
+        loader = make(root)
+        epoch = iter(loader)
+        next(epoch)
+        loader.close()
+        assert len(os.listdir("/proc/self/task")) == before
+        with pytest.raises(RuntimeError, match="this loader was closed"):
+            next(epoch)
+        with pytest.raises(RuntimeError, match="this loader was closed"):
+            next(iter(loader))
+        loader.close()  # twice is fine
+    finally:
+        gc.enable()

@@ -85,26 +85,42 @@ class BenchLoader:
     """An endless batch iterator and what it has read.
 
     Args:
-        batches: Endless iterator of ``(images, labels)`` with ``B*M`` images each.
+        batches: Endless iterator of ``(images, labels)`` with ``B*M`` images each (a generator).
         read_counts: Returns ``(files_read, bytes_read)`` so far.
         unique_per_step: Distinct images per step (B, or B*M for the large-batch baselines).
-        close: Releases workers and pipelines.
+        release: Ends what the loader holds beyond ``batches`` (threads, workers, pipelines).
         read_wait_s: Returns the seconds the training thread has waited on reads so far, where
             the loader can tell (dali-ba); ``None`` elsewhere.
+        variant: How it runs, where it has more than one way (see ``Result.variant``).
     """
 
-    def __init__(self, batches: Iterator, read_counts: Callable[[], tuple[int, int]], unique_per_step: int, close=lambda: None,
-                 read_wait_s: Callable[[], float] | None = None):
+    def __init__(self, batches: Iterator, read_counts: Callable[[], tuple[int, int]], unique_per_step: int,
+                 release=lambda: None, read_wait_s: Callable[[], float] | None = None, variant: str | None = None):
         self.batches = batches
         self.read_counts = read_counts
         self.unique_per_step = unique_per_step
-        self.close = close
         self.read_wait_s = read_wait_s
+        self.variant = variant
+        self._release = release
+
+    def close(self) -> None:
+        """Ends the batch generator (and with it the epoch under way), then what ``release`` frees."""
+        close = getattr(self.batches, "close", None)
+        if close is not None:
+            close()
+        self._release()
 
 
-def _forever(make_epoch):
+def _forever(make_epoch, name: str):
+    """Epoch after epoch of ``make_epoch()``; an epoch without a batch is an error, not an endless loop."""
     while True:
-        yield from make_epoch()
+        delivered = 0
+        for batch in make_epoch():
+            delivered += 1
+            yield batch
+        if not delivered:
+            raise RuntimeError(f"{name} delivered no batch in a whole epoch: the data set holds fewer images than one "
+                               f"batch and the loader drops incomplete batches; use more images or a smaller B*M")
 
 
 # -- DALI ---------------------------------------------------------------------------------------
@@ -134,42 +150,58 @@ def dali_ba(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
     )
     store = index.store
     return BenchLoader(
-        _forever(lambda: iter(loader)),
+        _forever(lambda: iter(loader), "dali-ba"),
         lambda: (loader.io.files_read, store.bytes_read if store is not None else loader.io.bytes_read),
         spec.batch_size,
+        release=loader.close,
         read_wait_s=lambda: loader.io.read_wait_s,
+        variant="region decode" if loader.roi_decode else "whole-image decode",
     )
 
 
 def dali_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
-    """NVIDIA's DALI ResNet-50 training pipeline, reading B*M unique images per step."""
+    """NVIDIA's DALI ResNet-50 training pipeline, reading B*M unique images per step.
+
+    Its decoder is ``decoders.image_random_crop`` (decode and crop fused). Where the decode probe
+    found that decoder broken on this device (``decode_probe.py``: probed on a GPU, read from the
+    cache on the CPU), it decodes whole images and crops with ``fn.random_resized_crop``, and says
+    so in its variant; where a workaround option made it work, it runs with that option.
+    """
     from nvidia.dali import fn, pipeline_def, types
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
     from ..decode import DEVICE_MEMORY_PADDING, HOST_MEMORY_PADDING, HW_DECODER_LOAD
+    from ..decode_probe import cached_verdict, probe_verdict
 
     on_gpu = spec.device.type == "cuda"
-    gpu_args = (
+    options = (
         dict(device_memory_padding=DEVICE_MEMORY_PADDING, host_memory_padding=HOST_MEMORY_PADDING, hw_decoder_load=HW_DECODER_LOAD)
         if on_gpu
         else {}
     )
+    verdict = probe_verdict("random_crop", str(spec.device)) if on_gpu else cached_verdict("random_crop", "cpu")
+    fused = verdict is None or verdict.works
+    if verdict is not None and verdict.works and on_gpu:
+        options.update(verdict.options)
+    variant = "fused decode+crop" + (f" with {verdict.options}" if fused and verdict and verdict.options else "")
+    if not fused:
+        variant = "whole decode + random_resized_crop (fused decode failed its probe)"
+    crop = dict(random_area=RRC_SCALE, random_aspect_ratio=RRC_RATIO, num_attempts=100)
 
     @pipeline_def
     def standard():
         encoded, labels = fn.readers.file(
             files=list(index.files), labels=index.labels.astype(np.int32).tolist(), random_shuffle=True, name="Reader"
         )
-        images = fn.decoders.image_random_crop(
-            encoded,
-            device="mixed" if on_gpu else "cpu",
-            output_type=types.RGB,
-            random_area=RRC_SCALE,
-            random_aspect_ratio=RRC_RATIO,
-            num_attempts=100,
-            **gpu_args,
-        )
-        images = fn.resize(images, resize_x=spec.image_size, resize_y=spec.image_size, interp_type=types.INTERP_LINEAR, antialias=True)
+        device = "mixed" if on_gpu else "cpu"
+        if fused:
+            images = fn.decoders.image_random_crop(encoded, device=device, output_type=types.RGB, **crop, **options)
+            images = fn.resize(images, resize_x=spec.image_size, resize_y=spec.image_size, interp_type=types.INTERP_LINEAR,
+                               antialias=True)
+        else:
+            images = fn.decoders.image(encoded, device=device, output_type=types.RGB, **options)
+            images = fn.random_resized_crop(images, size=[spec.image_size, spec.image_size], interp_type=types.INTERP_LINEAR,
+                                            antialias=True, **crop)
         images = fn.crop_mirror_normalize(
             images,
             dtype=types.FLOAT16 if spec.dtype == torch.float16 else types.FLOAT,
@@ -183,6 +215,9 @@ def dali_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
             labels = labels.gpu()
         return images, labels, encoded_bytes
 
+    if len(index) < spec.effective_batch:
+        raise ValueError(f"dali-large needs {spec.effective_batch} images per batch (B*M) but the data set holds {len(index)}; "
+                         f"use more images or a smaller B*M")
     pipe = standard(
         batch_size=spec.effective_batch,
         num_threads=spec.workers,
@@ -201,7 +236,7 @@ def dali_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
             counts[1] += int(out["bytes"].sum())
             yield out["images"], out["labels"].view(-1).long()
 
-    return BenchLoader(_forever(epoch), lambda: tuple(counts), spec.effective_batch)
+    return BenchLoader(_forever(epoch, "dali-large"), lambda: tuple(counts), spec.effective_batch, variant=variant)
 
 
 # -- torchvision --------------------------------------------------------------------------------
@@ -296,7 +331,15 @@ def _to_device(spec: BenchSpec, images, labels):
     return images.to(spec.device, non_blocking=True), labels.to(spec.device, non_blocking=True)
 
 
-def _torch_loader(loader, spec: BenchSpec, unique_per_step: int) -> BenchLoader:
+def _shut_down_workers(loader) -> None:
+    """Ends a DataLoader's persistent worker processes now, not when the loader is collected."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+    loader._iterator = None
+
+
+def _torch_loader(loader, spec: BenchSpec, unique_per_step: int, name: str) -> BenchLoader:
     counted = _Counted()
 
     def epoch():
@@ -306,23 +349,25 @@ def _torch_loader(loader, spec: BenchSpec, unique_per_step: int) -> BenchLoader:
                 images, labels = images.flatten(0, 1), labels.repeat_interleave(images.shape[1])
             yield _to_device(spec, images, labels)
 
-    return BenchLoader(_forever(epoch), counted, unique_per_step)
+    return BenchLoader(_forever(epoch, name), counted, unique_per_step, release=lambda: _shut_down_workers(loader))
 
 
 def torch_once(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     dataset = _Files(index, _train_transform(spec), repeats=spec.aug_repeats)
-    return _torch_loader(_data_loader(dataset, spec, spec.batch_size, shuffle=True), spec, spec.batch_size)
+    return _torch_loader(_data_loader(dataset, spec, spec.batch_size, shuffle=True), spec, spec.batch_size, "torch-once")
 
 
 def torch_repeat(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     dataset = _Files(index, _train_transform(spec))
     sampler = _RepeatSampler(len(dataset), spec.aug_repeats, spec.seed)
-    return _torch_loader(_data_loader(dataset, spec, spec.effective_batch, sampler=sampler), spec, spec.batch_size)
+    return _torch_loader(_data_loader(dataset, spec, spec.effective_batch, sampler=sampler), spec, spec.batch_size,
+                         "torch-repeat")
 
 
 def torch_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     dataset = _Files(index, _train_transform(spec))
-    return _torch_loader(_data_loader(dataset, spec, spec.effective_batch, shuffle=True), spec, spec.effective_batch)
+    return _torch_loader(_data_loader(dataset, spec, spec.effective_batch, shuffle=True), spec, spec.effective_batch,
+                         "torch-large")
 
 
 def torch_gpu(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
@@ -351,7 +396,7 @@ def torch_gpu(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
             labels = torch.tensor(labels).repeat_interleave(spec.aug_repeats)
             yield images.to(spec.device), labels.to(spec.device)
 
-    return BenchLoader(_forever(epoch), counted, spec.batch_size)
+    return BenchLoader(_forever(epoch, "torch-gpu"), counted, spec.batch_size, release=lambda: _shut_down_workers(loader))
 
 
 def synthetic(index: SampleIndex, spec: BenchSpec) -> BenchLoader:

@@ -139,6 +139,9 @@ class Result:
     peak_rss_mib: float | None
     gpu_memory_mib: float | None = None
     gpu_util_percent: float | None = None
+    #: How the loader ran where it has more than one way (``dali-ba``: region or whole-image
+    #: decode; ``dali-large``: fused decode+crop or decode then crop), chosen by the decode probe.
+    variant: str | None = None
     step_times_ms: tuple = ()
 
     def as_dict(self) -> dict:
@@ -163,6 +166,7 @@ def make_result(
     gpu_memory_mib: float | None = None,
     gpu_util_percent: float | None = None,
     read_wait_s: float | None = None,
+    variant: str | None = None,
 ) -> Result:
     """Turns one timed run into a :class:`Result`.
 
@@ -204,6 +208,7 @@ def make_result(
         peak_rss_mib=peak_rss_bytes / 2**20 if tree_available else None,
         gpu_memory_mib=gpu_memory_mib,
         gpu_util_percent=gpu_util_percent,
+        variant=variant,
         step_times_ms=tuple(round(t * 1000, 3) for t in step_times_s),
     )
 

@@ -124,18 +124,25 @@ def _free_replicas(results, device, model, ours, tolerance) -> str:
             f"try a larger model or a smaller B.")
 
 
-def to_json(path, results: list[Result], environment: dict, dataset: dict, config: dict) -> None:
+def to_json(path, results: list[Result], environment: dict, dataset: dict, config: dict, *, planned=(), failures=()) -> None:
+    """Writes everything of a bench run; ``planned`` ((loader, M) in run order) and ``failures``
+    (``runner.Failure``) let a reader tell which runs failed and which were never reached."""
     payload = {
         "environment": environment,
         "dataset": dataset,
         "config": config,
+        "planned": [list(run) for run in planned],
         "results": [r.as_dict() for r in results],
+        "failures": [f.as_dict() for f in failures],
         "free_repeats": free_repeats(results),
     }
     Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def to_csv(path, results: list[Result], environment: dict) -> None:
+    if not results:
+        Path(path).write_text("")  # nothing finished yet: the JSON says what failed
+        return
     fields = [k for k in results[0].as_dict() if k != "step_times_ms"] + ["git_sha", "command", "cpu", "gpu", "dali", "torch", "torchvision", "cuda"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)

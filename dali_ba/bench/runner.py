@@ -22,6 +22,7 @@ import shlex
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -121,8 +122,20 @@ class _ModelStep:
 
 
 def _sync(device: torch.device) -> None:
+    """Waits for the step's work on the consumer's stream, not for the whole device: DALI's own
+    stream keeps decoding the next batches meanwhile, which is the run-ahead being measured."""
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        torch.cuda.current_stream(device).synchronize()
+
+
+def _release_memory(device: torch.device) -> None:
+    """Returns what a finished run's pipelines and tensors cached to the device, before the next run."""
+    gc.collect()  # ends DataLoader workers and frees pipelines before the next loader starts
+    if device.type == "cuda":
+        from nvidia.dali.backend import ReleaseUnusedMemory
+
+        ReleaseUnusedMemory()
+        torch.cuda.empty_cache()
 
 
 def evict_from_page_cache(paths) -> None:
@@ -180,8 +193,9 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
     )
     model = None if config.model == "none" else _ModelStep(config.model, len(index.classes), device, dtype, config.channels_last)
     tree = ProcessTree()
-    bench_loader = FACTORIES[name](index, spec)
+    bench_loader = None
     try:
+        bench_loader = FACTORIES[name](index, spec)
         batches = bench_loader.batches
 
         def step():
@@ -236,11 +250,13 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
             gpu_memory_mib=gpu_mem,
             gpu_util_percent=gpu_util,
             read_wait_s=waited,
+            variant=bench_loader.variant,
         )
     finally:
-        bench_loader.close()
-        del bench_loader
-        gc.collect()  # ends DataLoader workers and frees pipelines before the next loader starts
+        if bench_loader is not None:
+            bench_loader.close()
+        del bench_loader, model
+        _release_memory(device)
 
 
 def _gpu_figures(device: torch.device):
@@ -254,11 +270,31 @@ def _gpu_figures(device: torch.device):
     return (total - free) / 2**20, util
 
 
-def run_bench(config: BenchConfig, progress=None, on_result=None) -> list[Result]:
-    """Runs every loader at every M of ``config``; see the module docstring.
+@dataclass(frozen=True)
+class Failure:
+    """A (loader, M) run that raised: the bench records it and goes on with the next run."""
 
-    ``on_result(results)`` is called with the results so far after each (loader, M), so that a run
-    cut short (a time limit on a lent GPU) keeps what it finished.
+    loader: str
+    aug_repeats: int
+    error: str
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def planned_runs(config: BenchConfig) -> list[tuple[str, int]]:
+    """Every (loader, M) of ``config`` in the order they run: M by M as given, loaders within each M."""
+    return [(name, m) for m in config.aug_repeats for name in config.loaders]
+
+
+def run_bench(config: BenchConfig, progress=None, on_result=None, failures: list | None = None) -> list[Result]:
+    """Runs every loader at every M of ``config``, in the order of :func:`planned_runs`.
+
+    A run that raises (a loader that cannot be built for this B*M, a device out of memory) is
+    appended to ``failures`` as a :class:`Failure`, with a warning, and the bench goes on.
+    ``on_result(results)`` is called after each (loader, M), finished or failed, so that a run cut
+    short (a time limit on a lent GPU) keeps what it finished.
     """
     index = scan_image_folder(config.data_dir)
     copies = {}  # the tar and Parquet copies, made once and cached on disk
@@ -267,15 +303,22 @@ def run_bench(config: BenchConfig, progress=None, on_result=None) -> list[Result
     if any(name in PARQUET_LOADERS for name in config.loaders):
         copies.update(dict.fromkeys(PARQUET_LOADERS, parquet_copy(index)))
     evict = (*index.files, *(f for copy in copies.values() for f in copy.files)) if config.cold_cache else ()
+    failures = [] if failures is None else failures
     results = []
-    for aug_repeats in config.aug_repeats:
-        for name in config.loaders:
-            source = copies.get(name, index)
-            if source.store is not None:  # no run starts with the row groups an earlier one left
-                source.store.clear()
+    for name, aug_repeats in planned_runs(config):
+        source = copies.get(name, index)
+        if source.store is not None:  # no run starts with the row groups an earlier one left
+            source.store.clear()
+        start = time.perf_counter()
+        try:
             results.append(run_one(config, name, aug_repeats, source, progress, evict=evict))
-            if on_result:
-                on_result(results)
+        except Exception as err:  # noqa: BLE001 (one broken run must not lose the others)
+            message = f"{type(err).__name__}: {err}".strip().splitlines()
+            failure = Failure(name, aug_repeats, " ".join(line.strip() for line in message)[:500], time.perf_counter() - start)
+            failures.append(failure)
+            warnings.warn(f"{name} at M={aug_repeats} failed: {failure.error}", stacklevel=2)
+        if on_result:
+            on_result(results)
     return results
 
 
