@@ -216,6 +216,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
         if export_csv:
             report.to_csv(export_csv, results, env.as_dict())
 
+    export([])  # the plan is on disk before the first run: a step cut at once still says what it missed
     with click.progressbar(length=total, label="benchmarking", file=sys.stderr) as bar:
         results = run_bench(config, progress=bar.update, on_result=export, failures=failures)
     if not results:

@@ -41,7 +41,7 @@ from pathlib import Path
 CASES = ("whole", "region", "random_crop")
 #: Option sets tried, in order, after ``decode.GPU_OPTIONS`` alone fails: without the hardware
 #: decoder (all JPEGs to the CUDA decoder), then with DALI's own chroma upsampling.
-WORKAROUNDS = ({"hw_decoder_load": 0.0}, {"jpeg_fancy_upsampling": False}, {"hw_decoder_load": 0.0, "jpeg_fancy_upsampling": False})
+WORKAROUNDS = ({"hw_decoder_load": 0.0}, {"jpeg_fancy_upsampling": False})
 #: The memory options of DALI itself, to measure what ours cost beside them (``all`` only).
 DALI_DEFAULT_MEMORY = {"device_memory_padding": 16 * 2**20, "host_memory_padding": 8 * 2**20}
 #: Largest mean absolute difference (0..255) from libjpeg-turbo's decode that is still a correct
@@ -330,6 +330,25 @@ def _loaded_libraries() -> list[str]:
     return sorted(n for n in names if "nvjpeg" in n or "nvimgcodec" in n)
 
 
+def _nvjpeg_version() -> str | None:
+    """The version of the nvJPEG library mapped into this process (``nvjpegGetProperty``), if any."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            path = next(line.split()[-1] for line in f if os.path.basename(line.split()[-1]).startswith("libnvjpeg.so"))
+        library = ctypes.CDLL(path)
+        parts = []
+        for kind in (0, 1, 2):  # MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL
+            value = ctypes.c_int()
+            if library.nvjpegGetProperty(kind, ctypes.byref(value)) != 0:
+                return None
+            parts.append(str(value.value))
+        return ".".join(parts)
+    except (OSError, StopIteration, AttributeError, IndexError):
+        return None
+
+
 def _memory() -> dict:
     """Resident and locked host memory of this process (``/proc/self/status``), MiB."""
     out = {}
@@ -430,6 +449,7 @@ def child(case: str, device: str, options: dict, batches: int = 3, simulate_cras
         batch_ms=[round(t * 1000, 2) for t in times],
         cpu_s_per_image=round((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (batches * len(jpegs)), 5),
         libraries=_loaded_libraries(),
+        nvjpeg=_nvjpeg_version(),
         host_mib_before=host0,
         host_mib_after=_memory(),
     )
@@ -487,7 +507,8 @@ def probe_all(device: str, out: Path | None = None, simulate_crash=(), echo=prin
             echo(f"  memory options {label}: GPU {details.get('gpu_mib_used_by_pipeline', '-')} MiB for one pipeline; host "
                  f"RSS {before.get('VmRSS', 0):.0f} -> {after.get('VmRSS', 0):.0f} MiB, locked {after.get('VmLck', 0):.0f} MiB")
     if ours:
-        echo(f"  libraries: {', '.join(ours.get('libraries', [])) or 'none found'}; nvImageCodec {ours.get('nvimagecodec')}; "
+        echo(f"  libraries: {', '.join(ours.get('libraries', [])) or 'none found'}; nvImageCodec {ours.get('nvimagecodec')}, "
+             f"nvJPEG {ours.get('nvjpeg')}; "
              f"max mean |diff| from libjpeg-turbo {ours.get('max_mean_abs_diff')}")
     if device != "cpu" and ours and len(report["extra"]) > 1 and report["extra"][1]["details"]:
         cpu = report["extra"][1]["details"]["cpu_s_per_image"]

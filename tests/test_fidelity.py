@@ -57,6 +57,28 @@ def test_val_is_torchvisions_resize_and_center_crop(tmp_path, resize, crop):
             assert mean_abs(shifted, reference) > 5 * mean_abs(ours, reference), f"{w}x{h} shifted by {shift}"
 
 
+@pytest.mark.gpu
+def test_val_on_the_gpu_decodes_jpegs_as_close_to_torchvision_as_the_cpu_path(tmp_path):
+    """JPEGs (4:2:0 chroma) show the decoder's upsampling; the CPU path (libjpeg-turbo, as PIL) is the yardstick."""
+    folder = tmp_path / "photos" / "c"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for k, (w, h) in enumerate(VAL_SIZES):
+        Image.fromarray(natural_image(rng, w, h)).save(folder / f"{k:02d}.jpg", quality=90, subsampling=2)
+    options = dict(batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", shuffle=False, drop_last=False)
+    cpu, _ = next(iter(ImageFolderLoader(tmp_path / "photos", device="cpu", **options)))
+    gpu, _ = next(iter(ImageFolderLoader(tmp_path / "photos", device="cuda", **options)))
+    pil = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    gaps = []
+    for k, (w, h) in enumerate(VAL_SIZES):
+        reference = pil(Image.open(folder / f"{k:02d}.jpg").convert("RGB"))
+        gaps.append((mean_abs(cpu[k], reference), mean_abs(gpu[k].float().cpu(), reference), mean_abs(gpu[k].float().cpu(), cpu[k])))
+    gaps = np.array(gaps)
+    print(f"val on JPEGs, mean |ours - torchvision| in normalized units: CPU {gaps[:, 0].mean():.5f}, GPU {gaps[:, 1].mean():.5f}; "
+          f"GPU vs CPU {gaps[:, 2].mean():.5f} (worst image {gaps[:, 2].max():.5f})")
+    assert gaps[:, 1].mean() <= 1.5 * gaps[:, 0].mean() + 2e-3
+
+
 # -- random-resized crop, read back from coordinate images --------------------------------------
 
 

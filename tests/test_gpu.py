@@ -77,3 +77,14 @@ def test_bench_runs_gpu_loaders(color_tree, tmp_path):
                                        "--loaders", "dali-ba,dali-large,torch-gpu,synthetic"])
     assert result.exit_code == 0, result.output
     assert "GPU MiB" in result.output
+
+
+def test_region_decode_follows_the_probes_verdict_on_this_gpu(color_tree):
+    from dali_ba.decode_probe import probe_verdict
+
+    root, _ = color_tree
+    verdict = probe_verdict("region", "cuda:0")
+    loader = make(root, recipe="imagenet")
+    assert loader.roi_decode is verdict.works
+    images, _ = next(iter(loader))
+    assert images.is_cuda and torch.isfinite(images).all()
