@@ -113,6 +113,30 @@ def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuf
                f"{out / prefix}-{{{0:06d}..{last:06d}}}.tar")
 
 
+@main.command("index-shards")
+@click.argument("shards", nargs=-1, required=True)
+@click.option("--jobs", type=int, default=None, help="Shards indexed at once [default: the cores available].")
+@click.option("--force", is_flag=True, help="Rewrite sidecars that exist already.")
+def index_shards_command(shards, jobs: int | None, force: bool):
+    """Write a sidecar index (.idx, DALI's wds2idx format) beside each tar shard in SHARDS.
+
+    SHARDS are paths or patterns as TarShardLoader takes them ("train-{000000..001281}.tar").
+    With sidecars, the first use of the shards reads one small file per shard instead of every
+    tar header; DALI's fn.readers.webdataset reads the same files. Shards made by make-shards have
+    theirs already.
+    """
+    from .shards import expand_shards, sidecar_path, write_sidecars
+
+    try:
+        paths = expand_shards(list(shards))
+        total, todo = len(paths), sum(1 for path in paths if force or not sidecar_path(path).exists())
+        with click.progressbar(length=todo, label=f"indexing {todo} of {total} shard(s)", file=sys.stderr) as bar:
+            written = write_sidecars(list(shards), jobs=jobs, force=force, progress=bar.update)
+    except (ValueError, FileNotFoundError, TypeError) as err:
+        raise UsageProblem(str(err)) from None
+    click.echo(f"wrote {len(written)} sidecar index(es); {total - len(written)} shard(s) had one already")
+
+
 @main.command("probe-decode")
 @click.option("--device", default="cuda:0", show_default=True, help="cuda:N, or cpu (DALI's CPU decoder: a rehearsal).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON.")
@@ -228,6 +252,8 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     click.echo(f"data: {stats.summary()}")
     click.echo("")
     click.echo(report.table(results, wide=wide))
+    if line := report.startup(results):
+        click.echo(line)
     click.echo("")
     if comparison := report.comparison(results):
         click.echo(comparison)

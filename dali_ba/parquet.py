@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import SampleIndex
+from .dataset import SampleIndex, StringTable
 from .shards import expand_shards
 
 try:
@@ -81,6 +81,11 @@ class ParquetStore:
         self.groups_read = 0
         self.bytes_read = 0
 
+
+    @property
+    def index_nbytes(self) -> int:
+        """Bytes of the per-sample and per-group arrays (the index's share; cached row groups aside)."""
+        return sum(a.nbytes for a in (self._group_file, self._group_starts_in_file, self._sample_group, self._sample_row))
     def clear(self) -> None:
         """Forgets the row groups kept decoded (the next reads come from storage)."""
         with self._lock:
@@ -175,7 +180,7 @@ def index_parquet(files, *, image_column: str = "image", label_column: str = "la
         classes = tuple(str(c) for c in range(int(labels.max()) + 1))
     return SampleIndex(
         root=Path(paths[0]),
-        files=tuple(info.path for info in infos for _ in range(sum(info.group_rows))),
+        files=StringTable.repeated([info.path for info in infos], [sum(info.group_rows) for info in infos]),
         labels=labels,
         classes=tuple(classes),
         class_to_idx={name: c for c, name in enumerate(classes)},

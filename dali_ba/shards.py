@@ -14,10 +14,13 @@ changed shard is indexed again and an unchanged one never is.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
 import io
 import logging
+import mmap
 import os
 import re
 import tarfile
@@ -25,19 +28,20 @@ import tempfile
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .config import cache_dir
-from .dataset import IMG_EXTENSIONS, SampleIndex, indexed_by_label
+from .dataset import IMG_EXTENSIONS, SampleIndex, StringTable, indexed_by_label
 
 log = logging.getLogger(__name__)
 
 #: Member extensions taken as the sample's image, in order of preference when a sample has several.
 TAR_IMAGE_EXTENSIONS = tuple(ext.lstrip(".") for ext in IMG_EXTENSIONS)
 LABEL_EXTENSION = "cls"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: keys as one UTF-8 buffer
 _KEY_AND_EXTENSION = re.compile(r"^((?:.*/|)[^./][^.]*)\.([^/]*)$")  # WebDataset's base_plus_ext
 _BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
 
@@ -90,10 +94,18 @@ def _brace_expand(pattern: str) -> list[str]:
 def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8) -> SampleIndex:
     """Indexes tar shards (see the module docstring) into one :class:`SampleIndex`.
 
+    Each shard's index comes from the index cache (``cache_dir()/tar-index``), else from its
+    sidecar index (DALI's ``wds2idx`` ``.idx`` file beside it, as ``make_shards`` and ``dali-ba
+    index-shards`` write them: the labels are then one small read each), else from one walk over
+    its tar headers. Processes that share the cache folder (the ranks of a node) build each
+    shard's index once between them: a shard being indexed by one is skipped by the others,
+    which index the next ones and read it from the cache at the end (a lock per shard, which the
+    OS releases if its holder dies).
+
     Args:
         shards: As :func:`expand_shards` takes it.
         use_cache: Read and write the per-shard index cache.
-        threads: Shards indexed at once (indexing is mostly waiting on storage).
+        threads: Shards indexed at once (reads wait on storage).
 
     Raises:
         FileNotFoundError: A shard is missing.
@@ -102,19 +114,52 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8) -> Sam
     """
     paths = expand_shards(shards)
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
-        parts = list(pool.map(lambda path: _shard_index(path, use_cache), paths))
-    keys, offsets, sizes, labels = zip(*parts)
-    files = [path for path, shard_keys in zip(paths, keys) for _ in shard_keys]
-    if not files:
+        parts = list(pool.map(lambda path: _shard_index(path, use_cache, wait=False), paths))
+        late = [k for k, part in enumerate(parts) if part is None]  # another process was indexing them
+        for k, part in zip(late, pool.map(lambda k: _shard_index(paths[k], use_cache, wait=True), late)):
+            parts[k] = part
+    counts = [len(part.offsets) for part in parts]
+    if not sum(counts):
         raise ValueError(f"the {len(paths)} tar shard(s) starting with {paths[0]!r} hold no sample")
+    blob_starts = np.cumsum([0] + [len(part.key_blob) for part in parts[:-1]])
+    ends = np.concatenate([part.key_ends.astype(np.int64) + start for part, start in zip(parts, blob_starts)])
+    blob = b"".join(part.key_blob for part in parts)
     return indexed_by_label(
         root=paths[0],
-        files=files,
-        labels=np.concatenate(labels),
-        offsets=np.concatenate(offsets),
-        sizes=np.concatenate(sizes),
-        keys=tuple(key for shard_keys in keys for key in shard_keys),
+        files=StringTable.repeated(paths, counts),
+        labels=np.concatenate([part.labels for part in parts]),
+        offsets=np.concatenate([part.offsets for part in parts]),
+        sizes=np.concatenate([part.sizes for part in parts]),
+        keys=StringTable.from_suffixes(blob, ends.astype(np.uint32 if len(blob) < 2**32 else np.uint64)),
     )
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    """One shard's samples: keys (UTF-8 ``key_blob`` cut at ``key_ends``), image offsets and sizes, labels."""
+
+    key_blob: bytes
+    key_ends: np.ndarray
+    offsets: np.ndarray
+    sizes: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def from_keys(cls, keys, offsets, sizes, labels) -> "ShardIndex":
+        encoded = [key.encode("utf-8", "surrogateescape") for key in keys]
+        ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+        return cls(b"".join(encoded), ends.astype(np.uint32), np.asarray(offsets, dtype=np.int64),
+                   np.asarray(sizes, dtype=np.int64), np.asarray(labels, dtype=np.int64))
+
+    @property
+    def keys(self) -> list[str]:
+        starts = np.concatenate([[0], self.key_ends[:-1]]).astype(np.int64)
+        return [self.key_blob[a:b].decode("utf-8", "surrogateescape") for a, b in zip(starts, self.key_ends.astype(np.int64))]
+
+
+#: How many shards this process has indexed from their bytes (sidecar or header walk), for tests
+#: and logs: with a shared cache, the ranks of a node together index each shard once.
+INDEXED = {"sidecar": 0, "walk": 0}
 
 
 def _cache_path(path: str) -> Path:
@@ -123,72 +168,371 @@ def _cache_path(path: str) -> Path:
     return cache_dir() / "tar-index" / f"{digest}-{stat.st_size}-{stat.st_mtime_ns}-v{INDEX_VERSION}.npz"
 
 
-def _shard_index(path: str, use_cache: bool):
-    cached = _cache_path(path) if use_cache else None
-    if cached is not None and cached.exists():
-        try:
-            with np.load(cached) as data:
-                return tuple(data["keys"].tolist()), data["offsets"], data["sizes"], data["labels"]
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-            pass  # a damaged cache entry is rebuilt below
-    log.info("indexing tar shard %s", path)
-    keys, offsets, sizes, labels = _read_tar_headers(path)
-    if cached is not None:
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            # A name no other writer can have: on a shared cache, processes on different hosts (or
-            # in containers) often share small pids, so the pid alone is not enough.
-            fd, partial = tempfile.mkstemp(dir=cached.parent, prefix=f"{cached.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    np.savez(f, keys=np.asarray(keys, dtype=str), offsets=offsets, sizes=sizes, labels=labels)
-                os.replace(partial, cached)  # atomic: readers see the whole index or none
-            except BaseException:
-                os.unlink(partial)
-                raise
-        except OSError as err:
-            warnings.warn(f"could not cache the index of {path!r} in {str(cached.parent)!r} ({err}); it will be "
-                          f"indexed again next time", stacklevel=3)
-    return tuple(keys), offsets, sizes, labels
-
-
-def _read_tar_headers(path: str):
-    samples: dict[str, dict[str, tarfile.TarInfo]] = {}
-    labels: dict[str, bytes] = {}
+def _load_cached(cached: Path) -> ShardIndex | None:
     try:
-        with tarfile.open(path, mode="r:") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                match = _KEY_AND_EXTENSION.match(member.name)
-                if match is None:
-                    continue  # no extension: not part of any sample
-                key, extension = match.group(1), match.group(2).lower()
-                if extension == LABEL_EXTENSION:
-                    labels[key] = tar.extractfile(member).read()
-                samples.setdefault(key, {})[extension] = member
-    except tarfile.ReadError as err:
-        raise ValueError(f"{path!r} is not a readable tar shard: {err}") from None
+        with np.load(cached) as data:
+            return ShardIndex(data["key_blob"].tobytes(), data["key_ends"], data["offsets"], data["sizes"], data["labels"])
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None  # none, or damaged: (re)built by the caller
+
+
+def _shard_index(path: str, use_cache: bool, *, wait: bool) -> ShardIndex | None:
+    """The index of one shard; ``None`` when ``wait`` is False and another process is building it."""
+    if not use_cache:
+        return _read_tar_headers(path)
+    cached = _cache_path(path)
+    found = _load_cached(cached) if cached.exists() else None
+    if found is not None:
+        return found
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        locks = cached.parent.with_name("tar-index-locks")  # beside the entries, so that only they are in tar-index/
+        locks.mkdir(exist_ok=True)
+        lock = open(locks / cached.with_suffix(".lock").name, "a")
+    except OSError as err:  # a read-only cache: index without it
+        warnings.warn(f"could not use the index cache {str(cached.parent)!r} ({err}); indexing {path!r} without it",
+                      stacklevel=4)
+        return _read_tar_headers(path)
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return None
+        found = _load_cached(cached) if cached.exists() else None  # built while this one waited
+        if found is not None:
+            return found
+        index = _read_tar_headers(path)
+        _write_cache(cached, index, path)
+        return index
+
+
+def _write_cache(cached: Path, index: ShardIndex, path: str) -> None:
+    try:
+        # A name no other writer can have: on a shared cache, processes on different hosts (or in
+        # containers) often share small pids, so the pid alone is not enough.
+        fd, partial = tempfile.mkstemp(dir=cached.parent, prefix=f"{cached.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, key_blob=np.frombuffer(index.key_blob, dtype=np.uint8), key_ends=index.key_ends,
+                         offsets=index.offsets, sizes=index.sizes, labels=index.labels)
+            os.replace(partial, cached)  # atomic: readers see the whole index or none
+        except BaseException:
+            os.unlink(partial)
+            raise
+    except OSError as err:
+        warnings.warn(f"could not cache the index of {path!r} in {str(cached.parent)!r} ({err}); it will be "
+                      f"indexed again next time", stacklevel=5)
+
+
+def sidecar_path(path) -> Path:
+    """Where a shard's sidecar index lies: ``train-000000.tar`` -> ``train-000000.idx`` (as ``wds2idx`` names it)."""
+    return Path(path).with_suffix(".idx")
+
+
+def _read_tar_headers(path: str) -> ShardIndex:
+    """From the sidecar index where a current one exists, else from a walk over the tar headers."""
+    sidecar = sidecar_path(path)
+    if sidecar.exists():
+        try:
+            index = _read_sidecar(path, sidecar)
+        except ValueError as err:
+            warnings.warn(f"ignoring the sidecar index {str(sidecar)!r}: {err}; reading the tar headers instead", stacklevel=5)
+        else:
+            INDEXED["sidecar"] += 1
+            return index
+    log.info("indexing tar shard %s (no sidecar index: every tar header is read)", path)
+    INDEXED["walk"] += 1
+    return _samples(path, _walk_tar(path))
+
+
+#: Preference among a sample's image members (the first found in this order is its image).
+_IMAGE_RANK = {ext: rank for rank, ext in enumerate(TAR_IMAGE_EXTENSIONS)}
+
+
+def _samples(path: str, members) -> ShardIndex:
+    """Groups ``(name, offset, size, label_bytes)`` members into samples (WebDataset's rules).
+
+    A member's key is its name up to the first ``.`` of its base name, its extension the rest
+    (names without one, or hidden, belong to no sample), as WebDataset's ``base_plus_ext``.
+    """
+    found: dict[str, list] = {}  # key -> [image offset, image size, image rank, label bytes, other extensions]
+    for name, offset, size, data in members:
+        slash = name.rfind("/")
+        dot = name.find(".", slash + 1)
+        if dot <= slash + 1:
+            continue  # no extension, or a hidden file: not part of any sample
+        key, extension = name[:dot], name[dot + 1:].lower()
+        entry = found.get(key)
+        if entry is None:
+            entry = found[key] = [0, 0, len(_IMAGE_RANK), None, ()]
+        if extension == LABEL_EXTENSION:
+            entry[3] = data
+            continue
+        rank = _IMAGE_RANK.get(extension)
+        if rank is not None and rank < entry[2]:
+            entry[0], entry[1], entry[2] = offset, size, rank
+        elif rank is None:
+            entry[4] += (extension,)
     keys, offsets, sizes, values = [], [], [], []
-    for key, members in samples.items():
-        image = next((members[ext] for ext in TAR_IMAGE_EXTENSIONS if ext in members), None)
-        if image is None:
+    for key, (offset, size, rank, label, others) in found.items():
+        if rank == len(_IMAGE_RANK):
+            has = sorted(others + ((LABEL_EXTENSION,) if label is not None else ()))
             raise ValueError(
                 f"tar shard {path!r}: sample {key!r} has no image member (expected {key}.jpg or another of "
-                f"{', '.join(TAR_IMAGE_EXTENSIONS)}); it has {', '.join(sorted(members))}"
+                f"{', '.join(TAR_IMAGE_EXTENSIONS)}); it has {', '.join(has) or 'nothing'}"
             )
-        if key not in labels:
+        if label is None:
             raise ValueError(f"tar shard {path!r}: sample {key!r} has no label member {key}.{LABEL_EXTENSION}")
-        text = labels[key].decode("utf-8", errors="replace").strip()
+        text = label.strip()
         if not text.isdigit():
+            text = text.decode("utf-8", errors="replace")
             raise ValueError(
                 f"tar shard {path!r}: sample {key!r} has label {text[:40]!r} in {key}.{LABEL_EXTENSION}, expected an integer >= 0"
             )
         keys.append(key)
-        offsets.append(image.offset_data)
-        sizes.append(image.size)
+        offsets.append(offset)
+        sizes.append(size)
         values.append(int(text))
-    return keys, np.asarray(offsets, dtype=np.int64), np.asarray(sizes, dtype=np.int64), np.asarray(values, dtype=np.int64)
+    return ShardIndex.from_keys(keys, offsets, sizes, values)
+
+
+_BLOCK = 512
+_REGULAR = (b"0", b"\0", b"7")
+
+
+def _walk_tar(path: str):
+    """Yields ``(name, data_offset, size, data)`` of each regular file of a tar, ``data`` only for labels.
+
+    Walks the headers of a memory map of the shard, one slice per member, instead of ``tarfile``'s
+    object per member (about 10x faster at a million members). Reads ustar and GNU headers, PAX
+    extended headers (``path``, ``size``) and GNU long names; old (v7) tars go to ``tarfile``.
+
+    Raises:
+        ValueError: A header that is not a tar header (the shard is not a tar, or is damaged).
+    """
+    with open(path, "rb") as f:
+        total = os.fstat(f.fileno()).st_size
+        if total < _BLOCK:
+            raise ValueError(f"{path!r} is not a readable tar shard: it holds {total} bytes, less than one tar header")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as tar:
+            position, long_name, pax = 0, None, {}
+            while position + _BLOCK <= total:
+                header = tar[position:position + _BLOCK]
+                if header[257:262] != b"ustar":
+                    if not header.strip(b"\0"):
+                        return  # the end-of-archive blocks
+                    if position == 0:  # an old (v7) tar, or no tar at all: tarfile knows the old formats
+                        yield from _walk_tarfile(path)
+                        return
+                    raise ValueError(f"{path!r} is not a readable tar shard: no tar header at byte {position}")
+                field = header[124:136]
+                try:
+                    size = int(field.rstrip(b"\0 ") or b"0", 8)
+                except ValueError:
+                    size = _number(field, path, position)
+                kind = header[156:157]
+                data_at = position + _BLOCK
+                position = data_at + -(-size // _BLOCK) * _BLOCK
+                if kind in (b"x", b"L", b"g"):
+                    data = tar[data_at:data_at + size]
+                    if kind == b"x":
+                        pax = _pax_records(data)
+                    elif kind == b"L":
+                        long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+                    continue
+                if kind in _REGULAR:
+                    name = pax.get("path") or long_name
+                    if name is None:
+                        name = header[:100].split(b"\0", 1)[0]
+                        if header[345] != 0:
+                            name = header[345:500].split(b"\0", 1)[0] + b"/" + name
+                        name = name.decode("utf-8", "surrogateescape")
+                    if "size" in pax:
+                        size = int(pax["size"])
+                        position = data_at + -(-size // _BLOCK) * _BLOCK
+                    if position > total:
+                        raise ValueError(f"{path!r} is cut short: member {name!r} ends at byte {data_at + size}, past its "
+                                         f"{total} bytes")
+                    label = tar[data_at:data_at + size] if name[-4:].lower() == "." + LABEL_EXTENSION else None
+                    yield name, data_at, size, label
+                long_name, pax = None, {}
+
+
+def _walk_tarfile(path: str):
+    """:func:`_walk_tar` through ``tarfile``, for the tar formats without a ustar header."""
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                if member.isfile():
+                    label = tar.extractfile(member).read() if member.name.lower().endswith("." + LABEL_EXTENSION) else None
+                    yield member.name, member.offset_data, member.size, label
+    except tarfile.ReadError as err:
+        raise ValueError(f"{path!r} is not a readable tar shard: {err}") from None
+
+
+def _number(field: bytes, path: str, position: int) -> int:
+    """A tar header's number field: octal text, or GNU's base-256 for large values."""
+    if field[0] & 0x80:  # GNU base-256, for members over 8 GB
+        return int.from_bytes(field[1:], "big")
+    try:
+        return int(field.strip(b"\0 ") or b"0", 8)
+    except ValueError:
+        raise ValueError(f"{path!r} is not a readable tar shard: bad size field at byte {position}") from None
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    records, at = {}, 0
+    while at < len(data):
+        space = data.find(b" ", at)
+        if space < 0:
+            break
+        length = int(data[at:space])
+        key, _, value = data[space + 1:at + length - 1].partition(b"=")
+        records[key.decode()] = value.decode("utf-8", "surrogateescape")
+        at += length
+    return records
+
+
+def _uniform_sidecar(lines: list[str], tar, total: int) -> ShardIndex | None:
+    """The common sidecar, every sample an image and a label in the same order, parsed column by
+    column (about 3x faster than line by line at a million samples); ``None`` for any other, which
+    the general path then reads (and explains, where something is wrong)."""
+    tokens = " ".join(lines).split(" ")
+    if len(tokens) != 8 * len(lines) or not lines:
+        return None
+    image, label = (0, 4) if tokens[4].lower() == LABEL_EXTENSION else (4, 0)
+    if tokens[image].lower() not in _IMAGE_RANK or tokens[label].lower() != LABEL_EXTENSION:
+        return None
+    if len(set(tokens[image::8])) != 1 or len(set(tokens[label::8])) != 1:
+        return None
+    cut = len(tokens[image]) + 1
+    names, label_names = tokens[image + 3::8], tokens[label + 3::8]
+    keys = [name[:-cut] for name in names]
+    if any(not key or key[-1] == "/" or "." in key[key.rfind("/") + 1:] for key in keys) or len(set(keys)) != len(keys):
+        return None  # keys WebDataset would cut elsewhere, or samples split over several lines
+    if any(other != key + "." + tokens[label] for other, key in zip(label_names, keys)):
+        return None
+    try:
+        columns = [np.asarray(tokens[k::8]).astype(np.int64) for k in (image + 1, image + 2, label + 1, label + 2)]
+    except ValueError:
+        return None
+    offsets, sizes, label_offsets, label_sizes = columns
+    if max(int((offsets + sizes).max()), int((label_offsets + label_sizes).max())) > total:
+        return None
+    texts = b" ".join(tar[o:o + n].strip() for o, n in zip(label_offsets.tolist(), label_sizes.tolist())).split(b" ")
+    if len(texts) != len(keys) or not all(map(bytes.isdigit, texts)):
+        return None
+    for k in (0, len(keys) - 1):  # the sidecar of another version of the shard names other bytes
+        header = tar[int(offsets[k]) - _BLOCK:int(offsets[k])] if offsets[k] >= _BLOCK else b""
+        if header[257:262] != b"ustar" or _number(header[124:136], "", 0) != sizes[k]:
+            return None
+    return ShardIndex.from_keys(keys, offsets, sizes, np.asarray(texts).astype(np.int64))
+
+
+# -- sidecar indexes (DALI's wds2idx format) ---------------------------------------------------------
+
+SIDECAR_VERSION = "v1.2"
+
+
+def write_sidecars(shards, *, jobs: int | None = None, force: bool = False, progress=None) -> list[Path]:
+    """Writes the sidecar index of every shard that has none (or of every shard, with ``force``).
+
+    For shards made elsewhere; the shards are indexed ``jobs`` at a time in worker processes (the
+    walk over tar headers is Python work). Returns the sidecars written.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    paths = [p for p in expand_shards(shards) if force or not sidecar_path(p).exists()]
+    if not paths:
+        return []
+    jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(paths)))
+    written = []
+    if jobs == 1:
+        for path in paths:
+            written.append(write_sidecar(path))
+            if progress:
+                progress(1)
+        return written
+    with ProcessPoolExecutor(jobs) as pool:
+        for sidecar in pool.map(write_sidecar, paths, chunksize=max(1, len(paths) // (8 * jobs))):
+            written.append(sidecar)
+            if progress:
+                progress(1)
+    return written
+
+
+def write_sidecar(path, sidecar=None) -> Path:
+    """Writes the shard's sidecar index in DALI's ``wds2idx`` format (``v1.2``) and returns its path.
+
+    One line per sample, in tar order: ``ext offset size name`` for each of its members, after a
+    ``v1.2 <samples>`` first line; ``fn.readers.webdataset`` reads the same file. Written under a
+    temporary name and renamed, so a reader never sees half of one.
+    """
+    path = os.fspath(path)
+    sidecar = Path(sidecar) if sidecar is not None else sidecar_path(path)
+    samples: dict[str, list[str]] = {}
+    for name, offset, size, _ in _walk_tar(path):
+        base = name.rsplit("/", 1)[-1]
+        dot = name.find(".", len(name) - len(base))
+        if dot <= len(name) - len(base):  # no extension, or a hidden file: not part of a sample
+            continue
+        samples.setdefault(name[:dot], []).append(f"{name[dot + 1:]} {offset} {size} {name}")
+    if not samples:
+        raise ValueError(f"tar shard {path!r} holds no sample to index")
+    fd, partial = tempfile.mkstemp(dir=sidecar.parent, prefix=f"{sidecar.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(f"{SIDECAR_VERSION} {len(samples)}\n")
+            f.writelines(" ".join(parts) + "\n" for parts in samples.values())
+        os.chmod(partial, 0o644)
+        os.replace(partial, sidecar)
+    except BaseException:
+        os.unlink(partial)
+        raise
+    return sidecar
+
+
+def _read_sidecar(path: str, sidecar: Path) -> ShardIndex:
+    """A shard's index from its sidecar; the labels are read from the shard (one small read each).
+
+    Raises:
+        ValueError: The sidecar is not ``v1.2``, or it names bytes past the shard's end or a
+            first member that is not where it says (it belongs to another version of the shard).
+    """
+    stat = os.stat(path)
+    with open(sidecar, encoding="utf-8", errors="surrogateescape") as f:
+        head = f.readline().split()
+        if len(head) != 2 or head[0] != SIDECAR_VERSION:
+            raise ValueError(f"expected a first line '{SIDECAR_VERSION} <samples>', got {' '.join(head)[:40]!r}")
+        lines = f.read().splitlines()
+    if len(lines) != int(head[1]):
+        raise ValueError(f"it announces {head[1]} samples but lists {len(lines)}")
+    if stat.st_size:
+        with open(path, "rb") as shard, mmap.mmap(shard.fileno(), 0, access=mmap.ACCESS_READ) as tar:
+            index = _uniform_sidecar(lines, tar, stat.st_size)
+        if index is not None:
+            return index
+    members = []
+    with open(path, "rb") as shard, (mmap.mmap(shard.fileno(), 0, access=mmap.ACCESS_READ) if stat.st_size
+                                     else contextlib.nullcontext(b"")) as tar:
+        for line in lines:
+            fields = line.split(" ")
+            if len(fields) % 4:
+                raise ValueError(f"a line of {len(fields)} fields, expected groups of 4: {line[:80]!r}")
+            for k in range(0, len(fields), 4):
+                extension, offset, size, name = fields[k], int(fields[k + 1]), int(fields[k + 2]), fields[k + 3]
+                if offset + size > stat.st_size:
+                    raise ValueError(f"member {name!r} ends at byte {offset + size}, past the shard's {stat.st_size}")
+                label = tar[offset:offset + size] if extension.lower() == LABEL_EXTENSION else None
+                members.append((name, offset, size, label))
+        # A sidecar of another version of the shard names other bytes: the header of its first and
+        # of its last member must be where it says, with the size it says.
+        for name, offset, size, _ in (members[0], members[-1]) if members else ():
+            header = tar[offset - _BLOCK:offset] if offset >= _BLOCK else b""
+            if header[257:262] != b"ustar" or _number(header[124:136], path, offset - _BLOCK) != size:
+                raise ValueError(f"the shard has no {size}-byte member {name!r} at byte {offset}: the sidecar belongs "
+                                 f"to another version of it")
+    return _samples(path, members)
 
 
 def sample_key(index: SampleIndex, i: int) -> str:
@@ -205,7 +549,8 @@ def make_shards(index: SampleIndex, out: str | os.PathLike, *, shard_size: int, 
 
     Each sample becomes ``<key>.<ext>`` (the image file's bytes, unchanged) and ``<key>.cls`` (its
     label). With ``shuffle`` the samples are spread over the shards in a random order drawn from
-    ``seed``, as WebDataset readers that stream shards expect. Shards are written under a
+    ``seed``, as WebDataset readers that stream shards expect. Each shard gets its sidecar index
+    (``.idx``, DALI's ``wds2idx`` format), so that its first use reads no tar header. Shards are written under a
     temporary name and renamed when complete, so an interrupted run leaves no half shard behind.
 
     Args:
@@ -248,6 +593,7 @@ def make_shards(index: SampleIndex, out: str | os.PathLike, *, shard_size: int, 
                 _add(tar, f"{keys[i]}.{LABEL_EXTENSION}", str(int(index.labels[i])).encode())
                 if progress:
                     progress(1)
+        write_sidecar(partial, sidecar_path(path))
         os.replace(partial, path)
         written.append(path)
     return written

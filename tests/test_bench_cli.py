@@ -176,6 +176,8 @@ def test_a_run_that_fails_is_recorded_and_the_bench_goes_on(tmp_path, monkeypatc
     assert saved["planned"] == [["dali-large", 4], ["dali-ba", 4], ["dali-large", 1], ["dali-ba", 1]], "M in the order given"
     assert [(r["loader"], r["aug_repeats"]) for r in saved["results"]] == [("dali-ba", 4), ("dali-large", 1), ("dali-ba", 1)]
     assert [(f["loader"], f["aug_repeats"]) for f in saved["failures"]] == [("dali-large", 4)]
+    assert all(r["index_s"] > 0 and r["first_batch_s"] > 0 for r in saved["results"])
+    assert "Start-up: index of the folder" in result.output and "loader built to first batch: dali-ba" in result.output
 
 
 def test_a_bench_where_every_run_fails_says_why(tmp_path):

@@ -14,8 +14,7 @@ import warnings
 import pytest
 import torch
 
-from dali_ba import ImageFolderLoader
-from dali_ba import decode_probe
+from dali_ba import ImageFolderLoader, decode_probe
 from dali_ba.decode_probe import (
     WORKAROUNDS,
     Outcome,

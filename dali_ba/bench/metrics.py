@@ -142,6 +142,10 @@ class Result:
     #: How the loader ran where it has more than one way (``dali-ba``: region or whole-image
     #: decode; ``dali-large``: fused decode+crop or decode then crop), chosen by the decode probe.
     variant: str | None = None
+    #: Start-up: seconds to index the source this loader reads (shared by the loaders of that
+    #: source), and from building the loader to its first batch (with ``warmup`` >= 1).
+    index_s: float | None = None
+    first_batch_s: float | None = None
     step_times_ms: tuple = ()
 
     def as_dict(self) -> dict:
@@ -167,6 +171,8 @@ def make_result(
     gpu_util_percent: float | None = None,
     read_wait_s: float | None = None,
     variant: str | None = None,
+    index_s: float | None = None,
+    first_batch_s: float | None = None,
 ) -> Result:
     """Turns one timed run into a :class:`Result`.
 
@@ -209,6 +215,8 @@ def make_result(
         gpu_memory_mib=gpu_memory_mib,
         gpu_util_percent=gpu_util_percent,
         variant=variant,
+        index_s=index_s,
+        first_batch_s=first_batch_s,
         step_times_ms=tuple(round(t * 1000, 3) for t in step_times_s),
     )
 

@@ -32,6 +32,8 @@ COLUMNS = (
     ("CPU %", "cpu_util_percent", "{:.0f}"),
     ("peak RSS MiB", "peak_rss_mib", "{:.0f}"),
     ("GPU MiB", "gpu_memory_mib", "{:.0f}"),
+    ("index s", "index_s", "{:.2f}"),
+    ("1st batch s", "first_batch_s", "{:.2f}"),
 )
 #: The default table: what a person compares, within 120 columns. ``--wide`` shows all of COLUMNS,
 #: and the JSON and CSV exports always hold every figure.
@@ -64,6 +66,29 @@ def table(results: list[Result], *, wide: bool = False) -> str:
     rows = [[title for title, _, _ in columns]]
     rows += [[_cell(r, key, fmt) for _, key, fmt in columns] for r in sorted(results, key=lambda r: r.aug_repeats)]
     return _layout(rows)
+
+
+def startup(results: list[Result]) -> str:
+    """A few words on start-up: each source's index time, each loader's first batch (median over M)."""
+    import numpy as np
+
+    from .loaders import PARQUET_LOADERS, TAR_LOADERS
+
+    indexes, firsts = {}, {}
+    for r in results:
+        if r.loader == "synthetic":
+            continue
+        source = "tar copy" if r.loader in TAR_LOADERS else "Parquet copy" if r.loader in PARQUET_LOADERS else "folder"
+        if r.index_s is not None:
+            indexes.setdefault(source, r.index_s)
+        if r.first_batch_s is not None:
+            firsts.setdefault(r.loader, []).append(r.first_batch_s)
+    if not indexes and not firsts:
+        return ""
+    parts = ["index of the " + ", ".join(f"{source} {seconds:.2f} s" for source, seconds in indexes.items())] if indexes else []
+    if firsts:
+        parts.append("loader built to first batch: " + ", ".join(f"{name} {np.median(times):.2f} s" for name, times in firsts.items()))
+    return textwrap.fill("Start-up: " + "; ".join(parts) + ".", width=100)
 
 
 def comparison(results: list[Result], ours: str = "dali-ba") -> str:

@@ -152,18 +152,25 @@ def evict_from_page_cache(paths) -> None:
             os.close(fd)
 
 
-def tar_copy(index: SampleIndex, progress=None) -> SampleIndex:
-    """The index of a tar-shard copy of ``index``, made once under ``cache_dir()/bench-shards``."""
+def tar_copy(index: SampleIndex, progress=None, timed: dict | None = None) -> SampleIndex:
+    """The index of a tar-shard copy of ``index``, made once under ``cache_dir()/bench-shards``.
+
+    ``timed["index_s"]`` is set to the time indexing the copy took (its making aside).
+    """
     digest = hashlib.sha1("\n".join(index.files).encode()).hexdigest()[:16]
     folder = cache_dir() / "bench-shards" / f"{index.root.name}-{digest}"
     if not (folder / ".complete").exists():
         make_shards(index, folder, shard_size=BENCH_SHARD_SIZE, prefix="train", progress=progress)
         (folder / ".complete").write_text("")
-    return index_tar_shards(str(folder / "train-*.tar"))
+    start = time.perf_counter()
+    copy = index_tar_shards(str(folder / "train-*.tar"))
+    if timed is not None:
+        timed["index_s"] = time.perf_counter() - start
+    return copy
 
 
-def parquet_copy(index: SampleIndex) -> SampleIndex:
-    """The index of a Parquet copy of ``index``, made once under ``cache_dir()/bench-parquet``."""
+def parquet_copy(index: SampleIndex, timed: dict | None = None) -> SampleIndex:
+    """The index of a Parquet copy of ``index``, made once under ``cache_dir()/bench-parquet`` (``timed`` as for tar_copy)."""
     from ..parquet import index_parquet, write_parquet
 
     digest = hashlib.sha1("\n".join(index.files).encode()).hexdigest()[:16]
@@ -171,13 +178,18 @@ def parquet_copy(index: SampleIndex) -> SampleIndex:
     if not (folder / ".complete").exists():
         write_parquet(index, folder, rows_per_file=BENCH_SHARD_SIZE, row_group_size=100)
         (folder / ".complete").write_text("")
-    return index_parquet(str(folder / "train-*.parquet"))
+    start = time.perf_counter()
+    copy = index_parquet(str(folder / "train-*.parquet"))
+    if timed is not None:
+        timed["index_s"] = time.perf_counter() - start
+    return copy
 
 
-def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=None, evict=()) -> Result:
+def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=None, evict=(), index_s=None) -> Result:
     """Times one loader at one M; ``progress(n)`` is called after every step.
 
     ``evict``: files to drop from the page cache right before the timed steps (``cold_cache``).
+    ``index_s``: how long indexing ``index`` took, reported with the result.
     """
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype)
@@ -194,7 +206,9 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
     model = None if config.model == "none" else _ModelStep(config.model, len(index.classes), device, dtype, config.channels_last)
     tree = ProcessTree()
     bench_loader = None
+    first_batch_s = None
     try:
+        built = time.perf_counter()
         bench_loader = FACTORIES[name](index, spec)
         batches = bench_loader.batches
 
@@ -206,8 +220,10 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
                 model(images, labels)
             _sync(device)
 
-        for _ in range(config.warmup):
+        for k in range(config.warmup):
             step()
+            if k == 0:
+                first_batch_s = time.perf_counter() - built
             if progress:
                 progress(1)
         if device.type == "cuda":
@@ -251,11 +267,13 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
             gpu_util_percent=gpu_util,
             read_wait_s=waited,
             variant=bench_loader.variant,
+            index_s=index_s,
+            first_batch_s=first_batch_s,
         )
     finally:
         if bench_loader is not None:
             bench_loader.close()
-        del bench_loader, model
+        bench_loader = model = None  # before the memory is released: nothing of this run may hold it
         _release_memory(device)
 
 
@@ -296,12 +314,15 @@ def run_bench(config: BenchConfig, progress=None, on_result=None, failures: list
     ``on_result(results)`` is called after each (loader, M), finished or failed, so that a run cut
     short (a time limit on a lent GPU) keeps what it finished.
     """
+    start = time.perf_counter()
     index = scan_image_folder(config.data_dir)
+    index_s = {None: time.perf_counter() - start}  # per source: the folder, its tar and Parquet copies
     copies = {}  # the tar and Parquet copies, made once and cached on disk
-    if any(name in TAR_LOADERS for name in config.loaders):
-        copies.update(dict.fromkeys(TAR_LOADERS, tar_copy(index)))
-    if any(name in PARQUET_LOADERS for name in config.loaders):
-        copies.update(dict.fromkeys(PARQUET_LOADERS, parquet_copy(index)))
+    for names, copy in ((TAR_LOADERS, tar_copy), (PARQUET_LOADERS, parquet_copy)):
+        if any(name in names for name in config.loaders):
+            timed = {}
+            copies.update(dict.fromkeys(names, copy(index, timed=timed)))
+            index_s.update(dict.fromkeys(names, timed["index_s"]))
     evict = (*index.files, *(f for copy in copies.values() for f in copy.files)) if config.cold_cache else ()
     failures = [] if failures is None else failures
     results = []
@@ -311,7 +332,8 @@ def run_bench(config: BenchConfig, progress=None, on_result=None, failures: list
             source.store.clear()
         start = time.perf_counter()
         try:
-            results.append(run_one(config, name, aug_repeats, source, progress, evict=evict))
+            results.append(run_one(config, name, aug_repeats, source, progress, evict=evict,
+                                   index_s=index_s.get(name, index_s[None])))
         except Exception as err:  # noqa: BLE001 (one broken run must not lose the others)
             message = f"{type(err).__name__}: {err}".strip().splitlines()
             failure = Failure(name, aug_repeats, " ".join(line.strip() for line in message)[:500], time.perf_counter() - start)
