@@ -146,7 +146,7 @@ def measure(source: str, root: Path) -> dict:
     getattr(loader, "close", lambda: None)()  # dali-ba before 0.1's close() (the baseline runs)
     return {"source": source, "samples": len(index), "index_s": round(index_s, 2), "index_bytes": held,
             "index_bytes_per_sample": round(held / len(index), 1), "rss_growth_mib": round(rss1 - rss0, 1),
-            "first_batch_s": round(first, 2), "rss_after_mib": round(rss_mib(), 1)}
+            "first_batch_s": round(first, 2), "rss_before_index_mib": round(rss0, 1), "rss_after_mib": round(rss_mib(), 1)}
 
 
 def main() -> None:
@@ -156,6 +156,8 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--sources", default=",".join(SOURCES))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--baseline", type=Path, help="measure with the dali_ba package in this checkout instead "
+                        "(an older commit, e.g. a `git worktree`): the same data, side by side")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -173,6 +175,8 @@ def main() -> None:
         if source not in SOURCES:
             parser.error(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
         env = dict(os.environ, DALI_BA_CACHE=str(index_cache))
+        if args.baseline:
+            env["PYTHONPATH"] = str(args.baseline)
         done = subprocess.run([sys.executable, __file__, "--measure", source, "--root", str(root)], env=env,
                               capture_output=True, text=True)
         if done.returncode:
@@ -180,9 +184,16 @@ def main() -> None:
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         r = rows[-1]
         print(f"{source:14s} {r['samples']:>9d} samples  index {r['index_s']:6.2f} s  {r['index_bytes_per_sample']:6.1f} B/sample "
-              f"(RSS +{r['rss_growth_mib']:.0f} MiB)  first batch {r['first_batch_s']:.2f} s  RSS {r['rss_after_mib']:.0f} MiB", flush=True)
+              f"(RSS {r['rss_before_index_mib']:.0f} -> +{r['rss_growth_mib']:.0f} MiB)  first batch {r['first_batch_s']:.2f} s  "
+              f"RSS then {r['rss_after_mib']:.0f} MiB", flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"samples": args.samples, "command": " ".join(sys.argv), "results": rows}, indent=1) + "\n")
+        args.out.write_text(json.dumps({"samples": args.samples, "command": " ".join(sys.argv), "git": _git(args.baseline),
+                                        "results": rows}, indent=1) + "\n")
+
+
+def _git(baseline: Path | None) -> str:
+    where = baseline or Path(__file__).parent
+    return subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ def scan_image_folder(root: str | os.PathLike) -> SampleIndex:
     """Lists the images under ``root/<class>/...``.
 
     Sub-folders of a class folder are searched too, and symbolic links are followed, as
-    torchvision does. Files whose extension is not in :data:`IMG_EXTENSIONS` are ignored.
+    torchvision does; the order is torchvision's too (folders by path, then files by name). Files whose extension is not in :data:`IMG_EXTENSIONS` are ignored.
 
     Args:
         root: Folder with one sub-folder per class.
@@ -256,30 +256,40 @@ def scan_image_folder(root: str | os.PathLike) -> SampleIndex:
             f"no class folders found in {str(root)!r}: expected the ImageFolder layout root/<class>/<image> "
             f"(e.g. {str(root / 'cat' / 'img001.jpg')!r})"
         )
-    files: list[str] = []
-    labels: list[int] = []
-    for class_idx, name in enumerate(classes):
-        found = sorted(_images_under(root / name))
-        files.extend(found)
-        labels.extend([class_idx] * len(found))
-    if not files:
+    prefixes: list[str] = []
+    ids: list[int] = []
+    names: list[str] = []
+    ends: list[int] = []  # where each class's samples end
+    for name in classes:
+        # torchvision's order: the folders sorted by path, then the files of each sorted by name.
+        for folder, images in sorted(_images_under(root / name)):
+            if not images:
+                continue
+            head = folder + os.sep
+            images.sort()
+            if not prefixes or prefixes[-1] != head:
+                prefixes.append(head)
+            ids.extend([len(prefixes) - 1] * len(images))
+            names.extend(images)
+        ends.append(len(names))
+    if not names:
         raise ValueError(
             f"no images found under {str(root)!r} in {len(classes)} class folder(s); "
             f"looked for files ending in {', '.join(IMG_EXTENSIONS)} (any case)"
         )
     return SampleIndex(
         root=root,
-        files=StringTable.from_strings(files),
-        labels=np.asarray(labels, dtype=np.int64),
+        files=StringTable._build(prefixes, ids, names),
+        labels=np.repeat(np.arange(len(classes), dtype=np.int64), np.diff(ends, prepend=0)),
         classes=tuple(classes),
         class_to_idx={name: idx for idx, name in enumerate(classes)},
     )
 
 
 def _images_under(folder: Path):
+    """``(folder path, image file names)`` of every folder under ``folder`` (links followed)."""
     for dirpath, _dirnames, filenames in os.walk(folder, followlinks=True):
-        head = dirpath + os.sep
-        yield from (head + name for name in filenames if name.lower().endswith(IMG_EXTENSIONS))
+        yield dirpath, [name for name in filenames if name.lower().endswith(IMG_EXTENSIONS)]
 
 
 def read_file_list(file_list: str | os.PathLike, *, file_root: str | os.PathLike | None = None) -> SampleIndex:

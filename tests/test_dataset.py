@@ -44,3 +44,14 @@ def test_class_folders_without_images_list_the_extensions(tmp_path):
     (tmp_path / "empty_class" / "readme.txt").write_text("x")
     with pytest.raises(ValueError, match=r"no images found.*\.jpg"):
         scan_image_folder(tmp_path)
+
+
+def test_nested_class_folders_are_ordered_as_torchvision_orders_them(tmp_path):
+    # Sorted whole paths interleave the folders: "sub/a" < "sub0" < "sub_" ('/' < '0' < '_').
+    for name in ("a/sub0.jpg", "a/sub/a.jpg", "a/sub_x.png", "a/z/deep/b.jpg", "a/z/a.jpg", "a/m.jpg", "b/x.jpg", "b/y/c.jpg"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(path, format="PNG")
+    index = scan_image_folder(tmp_path)
+    reference = ImageFolder(str(tmp_path), loader=lambda p: p, is_valid_file=lambda p: True)
+    assert [(f, int(label)) for f, label in zip(index.files, index.labels)] == reference.samples
