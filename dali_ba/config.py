@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .recipes import RECIPES
+from .recipes import INTERPOLATION, RECIPES
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 ON_ERROR = ("raise", "skip")
@@ -106,6 +106,8 @@ class LoaderConfig:
     read_ahead: int = 2
     roi_decode: bool | str = "auto"
     resample: str = "auto"
+    interpolation: str = "bilinear"
+    ra_magnitude: int = 9
 
     def __post_init__(self):
         _check_positive_int("batch_size", self.batch_size)
@@ -135,6 +137,14 @@ class LoaderConfig:
                 f"resample='torch' makes random-resized-crop + flip replicas only (recipe='imagenet'), "
                 f"but recipe={self.recipe!r}; use resample='auto' or 'dali'"
             )
+        if self.interpolation not in INTERPOLATION:
+            raise ValueError(f"interpolation must be one of {', '.join(map(repr, INTERPOLATION))}, but got {self.interpolation!r}")
+        _check_positive_int("ra_magnitude", self.ra_magnitude, minimum=0)
+        if self.ra_magnitude > 30:
+            raise ValueError(f"ra_magnitude must be in [0, 30] (RandAugment's magnitude bins), but got {self.ra_magnitude}")
+        if self.ra_magnitude != 9 and self.recipe != "randaugment":
+            raise ValueError(f"ra_magnitude is the randaugment recipe's magnitude, but recipe={self.recipe!r}; "
+                             f"leave ra_magnitude at 9 or use recipe='randaugment'")
         if not (isinstance(self.roi_decode, bool) or self.roi_decode == "auto"):
             raise ValueError(f"roi_decode must be 'auto', True or False, but got {self.roi_decode!r}")
         if self.on_error not in ON_ERROR:

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from .loader import ImageFolderLoader
 
+#: Options of the training recipe that the val loader (recipe "val") does not take.
+TRAIN_ONLY = ("ra_magnitude", "random_erase")
+
 
 def imagenet_loaders(
     root: str | os.PathLike,
@@ -23,6 +26,7 @@ def imagenet_loaders(
     val_image_size: int | None = None,
     val_resize_size: int | None = None,
     val_batch_size: int | None = None,
+    val_interpolation: str | None = None,
     **options,
 ) -> tuple[ImageFolderLoader, ImageFolderLoader]:
     """Makes ``(train_loader, val_loader)`` for ``root/train`` and ``root/val``.
@@ -38,8 +42,11 @@ def imagenet_loaders(
             is ``round(val_image_size / 0.875)``, 256 for 224.
         val_batch_size: Validation batch size; defaults to ``batch_size * aug_repeats``, the
             number of images the model already takes per training step.
+        val_interpolation: The val resize's filter, where it differs from ``interpolation`` (a
+            checkpoint's own preprocessing).
         **options: Passed to both loaders (``device``, ``seed``, ``dtype``, ``channels_last``,
-            ``num_threads``, ``shard_id``/``num_shards``, ``on_error``, ...).
+            ``num_threads``, ``shard_id``/``num_shards``, ``on_error``, ``interpolation``, ...),
+            except the training recipe's own (``ra_magnitude``), which go to the train loader.
 
     Returns:
         The train loader (shuffled, ``drop_last=True``) and the val loader.
@@ -55,13 +62,15 @@ def imagenet_loaders(
     for fixed in ("shuffle", "drop_last"):
         if fixed in options:
             raise ValueError(f"{fixed} is set by imagenet_loaders (train: shuffled, drop_last=True; val: in order, every image once)")
+    val_options = {k: v for k, v in options.items() if k not in TRAIN_ONLY}
+    val_options.update(val_interpolation and {"interpolation": val_interpolation} or {})
     train = ImageFolderLoader(
         root / "train", batch_size=batch_size, aug_repeats=aug_repeats, recipe=recipe, image_size=image_size,
         shuffle=True, drop_last=True, **options,
     )
     val = ImageFolderLoader(
         root / "val", batch_size=val_batch_size or batch_size * aug_repeats, aug_repeats=1, recipe="val",
-        image_size=val_image_size or image_size, resize_size=val_resize_size, shuffle=False, drop_last=False, **options,
+        image_size=val_image_size or image_size, resize_size=val_resize_size, shuffle=False, drop_last=False, **val_options,
     )
     if train.classes != val.classes:
         missing = sorted(set(train.classes) ^ set(val.classes))[:5]

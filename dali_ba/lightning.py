@@ -42,8 +42,10 @@ class BatchAugmentDataModule(pl.LightningDataModule):
         aug_repeats: M, replicas of each training image per step.
         val_batch_size: Validation batch size; by default ``batch_size * aug_repeats``.
         **options: The loaders' other keyword options (``recipe``, ``image_size``, ``seed``,
-            ``device``, ``dtype``, ``channels_last``, ``on_error``, ...). The val loader always
-            uses the ``val`` recipe with M=1, in order, without dropping or padding.
+            ``device``, ``dtype``, ``channels_last``, ``on_error``, ``shuffle``, ``drop_last``, ...)
+            for the training loader (shuffled, ``drop_last=True`` unless they say otherwise). The
+            val loader always uses the ``val`` recipe with M=1, in order, every image once.
+            ``shard_id``/``num_shards`` are refused: Lightning's ranks decide the shards.
 
     Raises:
         ValueError: An option is out of range (checked here, before Lightning starts).
@@ -55,10 +57,10 @@ class BatchAugmentDataModule(pl.LightningDataModule):
         super().__init__()
         from .config import LoaderConfig
 
-        for fixed in ("shuffle", "drop_last", "shard_id", "num_shards"):
+        for fixed in ("shard_id", "num_shards"):
             if fixed in options:
-                raise ValueError(f"{fixed} is set by BatchAugmentDataModule (shards come from Lightning's ranks; train: "
-                                 f"shuffled, drop_last=True; val: in order, every image once)")
+                raise ValueError(f"{fixed} is set by BatchAugmentDataModule from Lightning's ranks (each rank's loader "
+                                 f"reads the shard of its rank in Lightning's process group); leave {fixed} out")
         LoaderConfig(batch_size=batch_size, aug_repeats=aug_repeats, **options)  # bad options fail here
         self.train_root, self.val_root = train_root, val_root
         self.batch_size, self.aug_repeats = batch_size, aug_repeats
@@ -70,10 +72,12 @@ class BatchAugmentDataModule(pl.LightningDataModule):
     def setup(self, stage: str) -> None:
         """Builds the loaders once, on each rank after Lightning started its process group."""
         if self.train_loader is None and stage == "fit":
+            options = dict(dict(shuffle=True, drop_last=True), **self.options)
             self.train_loader = ImageFolderLoader(self.train_root, batch_size=self.batch_size, aug_repeats=self.aug_repeats,
-                                                  shuffle=True, drop_last=True, **self.options)
+                                                  **options)
         if self.val_loader is None and self.val_root is not None and stage in ("fit", "validate"):
-            val_options = {k: v for k, v in self.options.items() if k not in ("recipe", "resample", "roi_decode")}
+            train_only = ("recipe", "resample", "roi_decode", "shuffle", "drop_last", "shuffle_window")
+            val_options = {k: v for k, v in self.options.items() if k not in train_only}
             self.val_loader = ImageFolderLoader(self.val_root, batch_size=self.val_batch_size, aug_repeats=1, recipe="val",
                                                 shuffle=False, drop_last=False, **val_options)
 
@@ -86,4 +90,7 @@ class BatchAugmentDataModule(pl.LightningDataModule):
     def teardown(self, stage: str) -> None:
         """Drops the loaders (their reader threads end with them)."""
         if stage == "fit":
+            for loader in (self.train_loader, self.val_loader):
+                if loader is not None:
+                    loader.close()
             self.train_loader = self.val_loader = None

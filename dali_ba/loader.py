@@ -111,6 +111,11 @@ class BatchAugmentLoader:
             arithmetic, about 6x faster per replica than DALI's CPU resize in
             ``benchmarks/compare_resize.py``); ``"auto"`` picks ``"torch"`` where it applies,
             else ``"dali"``.
+        interpolation: ``"bilinear"``, ``"bicubic"`` or ``"nearest"``: the filter of every resize
+            (the train crop, the val resize), antialiased when shrinking except nearest, as
+            torchvision's ``--interpolation``.
+        ra_magnitude: ``randaugment`` recipe only: RandAugment's magnitude (0-30; torchvision's
+            ``--ra-magnitude``, default 9), with 2 operations per image.
 
     Raises:
         ValueError: An option out of range, or a batch larger than the shard with ``drop_last``.
@@ -142,6 +147,8 @@ class BatchAugmentLoader:
         read_ahead: int = 2,
         roi_decode: bool | str = "auto",
         resample: str = "auto",
+        interpolation: str = "bilinear",
+        ra_magnitude: int = 9,
     ):
         config = LoaderConfig(
             batch_size=batch_size,
@@ -165,6 +172,8 @@ class BatchAugmentLoader:
             read_ahead=read_ahead,
             roi_decode=roi_decode,
             resample=resample,
+            interpolation=interpolation,
+            ra_magnitude=ra_magnitude,
         )
         self._index = index
         self.device = resolve_device(config.device)
@@ -196,9 +205,10 @@ class BatchAugmentLoader:
                 f"shard {shard_id}/{num_shards} under {str(self._index.root)!r}, and drop_last=True leaves no batch; "
                 f"lower batch_size or pass drop_last=False"
             )
-        self._spec = OutputSpec(config.image_size, _DALI_DTYPES[config.dtype], config.channels_last, config.resize_size)
+        self._spec = OutputSpec(config.image_size, _DALI_DTYPES[config.dtype], config.channels_last, config.resize_size,
+                                config.interpolation)
         self._num_threads = config.num_threads or default_num_threads(self.device)
-        recipe = RECIPES[config.recipe]
+        recipe = RECIPES[config.recipe].with_magnitude(config.ra_magnitude)
         #: Where the replicas are made: ``"dali"`` (in the pipeline) or ``"torch"`` (CPU, ``resample.py``).
         self.resample = config.resolve_resample(self.device)
         if self.resample == "torch":

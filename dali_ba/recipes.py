@@ -13,7 +13,8 @@ again when stacking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from nvidia.dali import fn, types
@@ -25,6 +26,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+#: torchvision's interpolation names and DALI's filters for them.
+INTERPOLATION = {"bilinear": types.INTERP_LINEAR, "bicubic": types.INTERP_CUBIC, "nearest": types.INTERP_NN}
 
 #: Validation resizes the shorter side to image_size / 0.875 (256 for 224) before the center crop,
 #: unless ``resize_size`` says otherwise (torchvision's ``--val-resize-size``).
@@ -41,12 +45,19 @@ class OutputSpec:
         channels_last: ``HWC`` output instead of ``CHW``.
         resize_size: ``val`` only: the shorter side before the center crop; ``None`` is
             ``round(image_size / 0.875)``.
+        interpolation: ``"bilinear"``, ``"bicubic"`` or ``"nearest"``: every resize of the recipe
+            (antialiased when shrinking, except nearest), as torchvision's ``--interpolation``.
     """
 
     image_size: int
     dtype: types.DALIDataType
     channels_last: bool
     resize_size: int | None = None
+    interpolation: str = "bilinear"
+
+    @property
+    def interp_type(self) -> types.DALIInterpType:
+        return INTERPOLATION[self.interpolation]
 
     @property
     def layout(self) -> str:
@@ -73,7 +84,7 @@ def _resized_window(images, spec: OutputSpec, window: Window, mirror=None):
         roi_start=fn.cast(start, dtype=types.FLOAT),
         roi_end=fn.cast(end, dtype=types.FLOAT),
         roi_relative=False,
-        interp_type=types.INTERP_LINEAR,
+        interp_type=spec.interp_type,
         antialias=True,
     )
 
@@ -89,8 +100,8 @@ def val(images, spec: OutputSpec):
 
     The geometry is torchvision's own arithmetic, done in the pipeline on each image's shape: the
     shorter side becomes R and the longer ``int(R * long / short)`` (truncated), then the crop
-    starts at ``int(round((h - S) / 2))`` with Python's round-half-to-even. Downscaling is linear
-    with antialiasing and upscaling is linear, as PIL's bilinear filter does both.
+    starts at ``int(round((h - S) / 2))`` with Python's round-half-to-even. Downscaling is
+    antialiased and upscaling is not, as PIL's filters do both (``spec.interpolation``).
     """
     size = spec.image_size
     shape = images.shape(dtype=types.INT32)  # [H, W, C], on the CPU
@@ -101,7 +112,7 @@ def val(images, spec: OutputSpec):
     images = fn.resize(
         images,
         size=fn.cast(fn.stack(new_height, new_width), dtype=types.FLOAT),
-        interp_type=types.INTERP_LINEAR,
+        interp_type=spec.interp_type,
         antialias=True,
     )
     start = fn.stack(_center_start(new_height, size), _center_start(new_width, size))
@@ -126,7 +137,7 @@ def cifar(images, spec: OutputSpec):
     size = spec.image_size
     pad = max(1, round(size / 8))
     cutout = max(1, round(size / 2))
-    images = fn.resize(images, size=(size, size), interp_type=types.INTERP_LINEAR, antialias=True)
+    images = fn.resize(images, size=(size, size), interp_type=spec.interp_type, antialias=True)
     offsets = list(range(-pad, pad + 1))
     start = fn.stack(fn.random.choice(offsets), fn.random.choice(offsets))
     images = fn.slice(images, start=start, shape=(size, size), axis_names="HW", out_of_bounds_policy="pad", fill_values=0)
@@ -152,10 +163,10 @@ def _auto_aug(policy: Callable):
     return recipe
 
 
-def _rand_augment(images):
+def _rand_augment(images, magnitude: int = 9):
     from nvidia.dali.auto_aug import rand_augment
 
-    return rand_augment.rand_augment(images, n=2, m=9)
+    return rand_augment.rand_augment(images, n=2, m=magnitude)
 
 
 def _trivial_augment(images):
@@ -199,6 +210,16 @@ class Recipe:
     needs_conditionals: bool = False
     windowed: bool = False
     resample_in_torch: bool = False
+
+    def with_magnitude(self, magnitude: int) -> "Recipe":
+        """This recipe with RandAugment's magnitude ``magnitude`` (``randaugment`` only; 9 is itself)."""
+        if magnitude == 9:
+            return self
+        if self.name != "randaugment":
+            raise ValueError(f"a magnitude applies to the randaugment recipe only, not {self.name!r}")
+        policy = functools.partial(_rand_augment, magnitude=magnitude)
+        policy.__name__ = f"rand_augment (n=2, m={magnitude})"
+        return replace(self, apply=_auto_aug(policy))
 
 
 RECIPES: dict[str, Recipe] = {

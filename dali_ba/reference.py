@@ -17,6 +17,7 @@ from argparse import Namespace
 import torch
 
 from .imagenet import imagenet_loaders
+from .recipes import INTERPOLATION
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,15 @@ FLAG_MAP = {
     "--train-crop-size": "image_size of the train loader",
     "--val-crop-size": "image_size of the val loader",
     "--val-resize-size": "resize_size of the val loader (the shorter side before the center crop)",
-    "--interpolation": "bilinear only (dali-ba resizes with antialiased bilinear); others are refused",
-    "--auto-augment": "ra -> randaugment (--ra-magnitude 9 only), ta_wide -> trivialaugment, "
-                      "imagenet -> autoaugment; augmix, cifar10, svhn are refused",
+    "--interpolation": "interpolation of both loaders: bilinear, bicubic, nearest (antialiased when shrinking)",
+    "--auto-augment": "ra -> randaugment, ta_wide -> trivialaugment, imagenet -> autoaugment; "
+                      "augmix, cifar10, svhn are refused",
+    "--ra-magnitude": "ra_magnitude of the randaugment recipe (with --auto-augment ra)",
     "--mixup-alpha, --cutmix-alpha": "ReplicaMix: transforms.v2 MixUp / CutMix on each [B*M] batch",
     "--random-erase": "refused when > 0",
     "--ra-sampler": "refused: batch augmentation replaces the repeated-augmentation sampler",
-    "--weights with --test-only": "refused: give the weights' resize and crop sizes as --val-resize-size / --val-crop-size",
+    "--weights with --test-only": "the val loader takes the weights' own crop, resize and interpolation "
+                                  "(get_weight(W).transforms(), read offline)",
     "--device": "device",
     "--backend, --use-v2, --cache-dataset": "no effect (DALI decodes; nothing to cache); logged",
 }
@@ -62,25 +65,24 @@ def reference_loaders(args: Namespace, *, aug_repeats: int, **options):
     """
     flag = lambda name, default=None: getattr(args, name, default)  # noqa: E731
     interpolation = str(flag("interpolation", "bilinear")).lower()
-    if interpolation != "bilinear":
-        raise ValueError(f"--interpolation {interpolation} is not supported: dali-ba resizes with antialiased bilinear "
-                         f"interpolation; drop the flag or pass --interpolation bilinear")
+    if interpolation not in INTERPOLATION:
+        raise ValueError(f"--interpolation {interpolation} is not supported; dali-ba resizes with "
+                         f"{', '.join(INTERPOLATION)} (antialiased when shrinking, as torchvision's tensor resize)")
     policy = flag("auto_augment")
     if policy not in AUTO_AUGMENT:
         raise ValueError(f"--auto-augment {policy} has no dali-ba recipe; supported: "
                          f"{', '.join(p for p in AUTO_AUGMENT if p)} (or none)")
-    if policy == "ra" and flag("ra_magnitude", 9) != 9:
-        raise ValueError(f"--ra-magnitude {flag('ra_magnitude')} is not supported: dali-ba's randaugment recipe is "
-                         f"RandAugment(num_ops=2, magnitude=9), torchvision's default; drop --ra-magnitude")
+    if policy == "ra":
+        options.setdefault("ra_magnitude", int(flag("ra_magnitude", 9)))
     if (flag("random_erase", 0.0) or 0.0) > 0:
         raise ValueError(f"--random-erase {flag('random_erase')} is not supported by dali-ba's recipes; drop the flag "
                          f"(or pass --random-erase 0)")
     if flag("ra_sampler", False):
         raise ValueError("--ra-sampler repeats samples across ranks; dali-ba's batch augmentation repeats them inside "
                          "each batch instead (aug_repeats): drop --ra-sampler")
+    val_crop, val_resize, val_interpolation = flag("val_crop_size", 224), flag("val_resize_size", 256), None
     if flag("weights") and flag("test_only", False):
-        raise ValueError("--weights with --test-only takes the weights' own preprocessing, which dali-ba does not read; "
-                         "pass their resize and crop sizes as --val-resize-size and --val-crop-size instead")
+        val_crop, val_resize, val_interpolation = weights_preprocessing(flag("weights"))
     for name in ("backend", "use_v2", "cache_dataset"):
         if flag(name) not in (None, False, "pil"):
             log.info("--%s has no effect with dali-ba: DALI decodes, and there is nothing to cache", name.replace("_", "-"))
@@ -93,14 +95,43 @@ def reference_loaders(args: Namespace, *, aug_repeats: int, **options):
         aug_repeats=aug_repeats,
         recipe=AUTO_AUGMENT[policy],
         image_size=flag("train_crop_size", 224),
-        val_image_size=flag("val_crop_size", 224),
-        val_resize_size=flag("val_resize_size", 256),
+        val_image_size=val_crop,
+        val_resize_size=val_resize,
+        interpolation=interpolation,
+        val_interpolation=val_interpolation,
         **options,
     )
     mixup, cutmix = flag("mixup_alpha", 0.0) or 0.0, flag("cutmix_alpha", 0.0) or 0.0
     if mixup > 0 or cutmix > 0:
         train = ReplicaMix(train, mixup_alpha=mixup, cutmix_alpha=cutmix)
     return train, val
+
+
+def weights_preprocessing(name: str) -> tuple[int, int, str]:
+    """``(crop size, resize size, interpolation)`` of a torchvision checkpoint's own eval transforms.
+
+    As torchvision's script with ``--weights W --test-only``: ``get_weight(W).transforms()``, read
+    offline (the weights themselves are not needed).
+
+    Raises:
+        ValueError: ``name`` is not a torchvision weights name, or its transforms are not the
+            resize + center crop of image classification.
+    """
+    from torchvision.models import get_weight
+
+    try:
+        transforms = get_weight(name).transforms()
+    except (ValueError, KeyError, AttributeError) as err:
+        raise ValueError(f"--weights {name}: not a torchvision weights name ({err}); expected e.g. "
+                         f"ResNet50_Weights.IMAGENET1K_V2") from None
+    try:
+        crop, resize, mode = transforms.crop_size[0], transforms.resize_size[0], transforms.interpolation.value
+    except (AttributeError, IndexError, TypeError):
+        raise ValueError(f"--weights {name}: its transforms ({type(transforms).__name__}) are not image "
+                         f"classification's resize and center crop") from None
+    if mode not in INTERPOLATION:
+        raise ValueError(f"--weights {name} resizes with {mode}, which dali-ba does not do; supported: {', '.join(INTERPOLATION)}")
+    return int(crop), int(resize), mode
 
 
 class ReplicaMix:

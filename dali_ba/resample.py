@@ -39,7 +39,7 @@ from .recipes import OutputSpec
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16}
 
 
-def resized_window(region: torch.Tensor, window, flip: bool, size: int) -> torch.Tensor:
+def resized_window(region: torch.Tensor, window, flip: bool, size: int, mode: str = "bilinear") -> torch.Tensor:
     """One replica: ``window`` of ``region`` resized to ``size x size``, mirrored if ``flip``.
 
     This is torchvision's ``resized_crop(region, top, left, height, width, [size, size],
@@ -52,13 +52,18 @@ def resized_window(region: torch.Tensor, window, flip: bool, size: int) -> torch
         window: ``(top, left, height, width)`` in ``region``'s pixels.
         flip: Mirror the replica horizontally.
         size: Output side.
+        mode: ``"bilinear"``, ``"bicubic"`` (both antialiased, as torchvision's tensor resize) or
+            ``"nearest"``.
 
     Returns:
         uint8 ``[3, size, size]`` with channels-last strides.
     """
     top, left, height, width = window
     crop = region[None, :, top : top + height, left : left + width].contiguous(memory_format=torch.channels_last)
-    replica = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    if mode == "nearest":  # torchvision's tensor NEAREST is interpolate's "nearest", never antialiased
+        replica = F.interpolate(crop, size=(size, size), mode="nearest")[0]
+    else:
+        replica = F.interpolate(crop, size=(size, size), mode=mode, antialias=True, align_corners=False)[0]
     return replica.flip(-1) if flip else replica
 
 
@@ -106,6 +111,7 @@ class TorchResampler:
 
     def __init__(self, spec: OutputSpec, *, aug_repeats: int, batch_size: int, mean, std, threads: int):
         self._size = spec.image_size
+        self._mode = spec.interpolation
         self._aug_repeats = aug_repeats
         self._channels_last = spec.channels_last
         self._dtype = torch.float16 if spec.dtype == types.FLOAT16 else torch.float32
@@ -157,7 +163,7 @@ class TorchResampler:
             for k in range(sample * self._aug_repeats, (sample + 1) * self._aug_repeats):
                 out = images[k].permute(2, 0, 1) if self._channels_last else images[k]
                 normalized = out if scratch is None else scratch
-                normalized.copy_(resized_window(region, windows[k], flips[k], self._size))
+                normalized.copy_(resized_window(region, windows[k], flips[k], self._size, self._mode))
                 normalized.mul_(self._scale).add_(self._shift)
                 if scratch is not None:
                     out.copy_(scratch)

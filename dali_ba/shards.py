@@ -7,9 +7,11 @@ sample is the group of members of one shard that share a key (the member name up
 ``png``, ``webp``, ... see :data:`TAR_IMAGE_EXTENSIONS`), its label the ``cls`` member, an integer
 in text. Other members (``json``, ``txt``, ...) are ignored.
 
-Indexing reads every tar header (and the small ``cls`` members) once; the index of each shard is
-cached under ``cache_dir()/tar-index``, keyed on the shard's real path, size and mtime, so a
-changed shard is indexed again and an unchanged one never is.
+A shard's index comes from its sidecar (``.idx`` beside it, DALI's ``wds2idx`` format, which
+``make_shards`` and ``dali-ba index-shards`` write) or, without one, from a walk over its tar
+headers; either way it is cached under ``cache_dir()/tar-index``, keyed on the shard's real path,
+size and mtime, so a changed shard is indexed again and an unchanged one never is. The ranks of a
+node that share the cache index each shard once between them.
 """
 
 from __future__ import annotations

@@ -57,6 +57,32 @@ def test_val_is_torchvisions_resize_and_center_crop(tmp_path, resize, crop):
             assert mean_abs(shifted, reference) > 5 * mean_abs(ours, reference), f"{w}x{h} shifted by {shift}"
 
 
+def test_bicubic_val_is_torchvisions_bicubic_not_its_bilinear(tmp_path):
+    folder = tmp_path / "photos" / "c"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k, (w, h) in enumerate(VAL_SIZES):
+        Image.fromarray(natural_image(rng, w, h)).save(folder / f"{k:02d}.png")
+    loader = ImageFolderLoader(tmp_path / "photos", batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", device="cpu",
+                               shuffle=False, drop_last=False, interpolation="bicubic")
+    images, _ = next(iter(loader))
+
+    def reference(mode, backend):
+        if backend == "pil":
+            return T.Compose([T.Resize(256, interpolation=mode), T.CenterCrop(224), T.ToTensor(),
+                              T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+        return T.Compose([T.PILToTensor(), T.Resize(256, interpolation=mode, antialias=True), T.CenterCrop(224),
+                          T.ConvertImageDtype(torch.float32), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+    bicubic, bilinear = T.InterpolationMode.BICUBIC, T.InterpolationMode.BILINEAR
+    for k, (w, h) in enumerate(VAL_SIZES):
+        image = Image.open(folder / f"{k:02d}.png").convert("RGB")
+        pil, tensor = reference(bicubic, "pil")(image), reference(bicubic, "tensor")(image)
+        assert mean_abs(images[k], tensor) < 1e-3, f"{w}x{h}: torchvision's tensor bicubic"
+        assert mean_abs(images[k], pil) <= 2 * mean_abs(tensor, pil) + 1e-3, f"{w}x{h}: as close to PIL as torchvision's tensor"
+        assert mean_abs(images[k], reference(bilinear, "tensor")(image)) > 5 * mean_abs(images[k], tensor), f"{w}x{h}"
+
+
 @pytest.mark.gpu
 def test_val_on_the_gpu_decodes_jpegs_as_close_to_torchvision_as_the_cpu_path(tmp_path):
     """JPEGs (4:2:0 chroma) show the decoder's upsampling; the CPU path (libjpeg-turbo, as PIL) is the yardstick."""

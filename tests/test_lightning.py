@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import identify, write_color_tree
 
 pl = pytest.importorskip("lightning.pytorch", reason="Lightning is the optional extra dali-ba[lightning]")
@@ -70,6 +69,18 @@ def test_one_epoch_trains_on_every_image_once_and_validates_every_image_once(tre
     assert len(model.trained) == 6  # 24 images, B=4
     assert Counter(f for step in model.trained for f in step) == {f: 2 for f in truth}, "each image once, as M=2 replicas"
     assert sorted(model.validated) == sorted(val_truth)
+
+
+def test_training_takes_the_loaders_drop_last_and_keeps_the_short_batch(trees):
+    (train, truth), (val, val_truth) = trees
+    model = Recorder(truth, val_truth)
+    data = BatchAugmentDataModule(train, val, batch_size=5, aug_repeats=2, image_size=16, device="cpu", seed=3,
+                                  num_threads=1, drop_last=False, shuffle=False)
+    trainer(max_epochs=1, num_sanity_val_steps=0).fit(model, datamodule=data)
+    assert [len(step) for step in model.trained] == [10, 10, 10, 10, 8], "24 images, B=5: the short batch is kept"
+    assert Counter(f for step in model.trained for f in step) == {f: 2 for f in truth}
+    assert [f for step in model.trained for f in step[::2]] == list(truth), "shuffle=False: in index order"
+    assert sorted(model.validated) == sorted(val_truth), "validation: every image once, whatever the train options"
 
 
 def test_the_next_epoch_is_a_new_order(trees):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import write_color_tree
+
 from dali_ba import ImageFolderLoader
 from dali_ba.reference import FLAG_MAP, ReplicaMix, reference_loaders
 
@@ -79,17 +79,48 @@ def test_workers_zero_is_one_dali_thread(imagenet_tree):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--interpolation", "bicubic"], r"--interpolation bicubic is not supported"),
+        (["--interpolation", "lanczos"], r"--interpolation lanczos is not supported; dali-ba resizes with bilinear, bicubic"),
         (["--auto-augment", "augmix"], r"--auto-augment augmix has no dali-ba recipe; supported: ra, ta_wide, imagenet"),
-        (["--auto-augment", "ra", "--ra-magnitude", "15"], r"--ra-magnitude 15 is not supported"),
         (["--random-erase", "0.25"], r"--random-erase 0.25 is not supported"),
         (["--ra-sampler"], r"--ra-sampler repeats samples across ranks"),
-        (["--weights", "ResNet50_Weights.IMAGENET1K_V2", "--test-only"], r"--weights with --test-only"),
+        (["--weights", "NoSuch_Weights.V1", "--test-only"], r"--weights NoSuch_Weights.V1: not a torchvision weights name"),
     ],
 )
 def test_flags_dali_ba_cannot_honour_are_refused_by_name(imagenet_tree, argv, message):
     with pytest.raises(ValueError, match=message):
         reference_loaders(torchvision_args(imagenet_tree, *argv), aug_repeats=2)
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "nearest"])
+def test_interpolation_reaches_both_loaders(imagenet_tree, mode):
+    args = torchvision_args(imagenet_tree, "--interpolation", mode, "--train-crop-size", "16", "--val-crop-size", "16",
+                            "--val-resize-size", "18")
+    train, val = reference_loaders(args, aug_repeats=2)
+    assert train.config.interpolation == val.config.interpolation == mode
+    assert next(iter(train))[0].shape == (8, 3, 16, 16) and next(iter(val))[0].shape == (6, 3, 16, 16)
+
+
+def test_ra_magnitude_reaches_the_randaugment_recipe_only(imagenet_tree):
+    args = torchvision_args(imagenet_tree, "--auto-augment", "ra", "--ra-magnitude", "15", "--train-crop-size", "16",
+                            "--val-crop-size", "16", "--val-resize-size", "18")
+    train, val = reference_loaders(args, aug_repeats=2)
+    assert (train.config.recipe, train.config.ra_magnitude, val.config.ra_magnitude) == ("randaugment", 15, 9)
+    assert torch.isfinite(next(iter(train))[0]).all()
+    with pytest.raises(ValueError, match="ra_magnitude is the randaugment recipe's magnitude, but recipe='imagenet'"):
+        ImageFolderLoader(imagenet_tree / "train", batch_size=4, device="cpu", ra_magnitude=15)
+
+
+@pytest.mark.parametrize("weights, crop, resize, mode", [
+    ("Inception_V3_Weights.IMAGENET1K_V1", 299, 342, "bilinear"),
+    ("EfficientNet_B3_Weights.IMAGENET1K_V1", 300, 320, "bicubic"),
+    ("ResNet50_Weights.IMAGENET1K_V2", 224, 232, "bilinear"),
+])
+def test_weights_with_test_only_take_the_weights_own_preprocessing(imagenet_tree, weights, crop, resize, mode):
+    args = torchvision_args(imagenet_tree, "--weights", weights, "--test-only")
+    train, val = reference_loaders(args, aug_repeats=2)
+    assert (val.config.image_size, val.config.resize_size, val.config.interpolation) == (crop, resize, mode)
+    assert train.config.interpolation == "bilinear", "the train loader keeps --interpolation"
+    assert next(iter(val))[0].shape[-2:] == (crop, crop)
 
 
 def test_mixup_pairs_different_samples_and_keeps_the_replica_order(imagenet_tree):
