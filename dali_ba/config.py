@@ -108,6 +108,7 @@ class LoaderConfig:
     resample: str = "auto"
     interpolation: str = "bilinear"
     ra_magnitude: int = 9
+    random_erase: float = 0.0
 
     def __post_init__(self):
         _check_positive_int("batch_size", self.batch_size)
@@ -145,6 +146,11 @@ class LoaderConfig:
         if self.ra_magnitude != 9 and self.recipe != "randaugment":
             raise ValueError(f"ra_magnitude is the randaugment recipe's magnitude, but recipe={self.recipe!r}; "
                              f"leave ra_magnitude at 9 or use recipe='randaugment'")
+        if isinstance(self.random_erase, bool) or not isinstance(self.random_erase, (int, float)) or not 0 <= self.random_erase <= 1:
+            raise ValueError(f"random_erase is a probability in [0, 1], but got {self.random_erase!r}")
+        if self.random_erase and self.recipe == "val":
+            raise ValueError(f"random_erase={self.random_erase} is a training augmentation, but recipe='val' is the "
+                             f"deterministic evaluation recipe; leave random_erase at 0")
         if not (isinstance(self.roi_decode, bool) or self.roi_decode == "auto"):
             raise ValueError(f"roi_decode must be 'auto', True or False, but got {self.roi_decode!r}")
         if self.on_error not in ON_ERROR:

@@ -116,6 +116,9 @@ class BatchAugmentLoader:
             torchvision's ``--interpolation``.
         ra_magnitude: ``randaugment`` recipe only: RandAugment's magnitude (0-30; torchvision's
             ``--ra-magnitude``, default 9), with 2 operations per image.
+        random_erase: Probability that a replica gets torchvision's ``RandomErasing`` (a
+            rectangle of 2-33% of it, aspect 0.3-3.3, set to 0 after normalization), drawn for
+            each replica on its own (``erasing.py``); torchvision's ``--random-erase``.
 
     Raises:
         ValueError: An option out of range, or a batch larger than the shard with ``drop_last``.
@@ -149,6 +152,7 @@ class BatchAugmentLoader:
         resample: str = "auto",
         interpolation: str = "bilinear",
         ra_magnitude: int = 9,
+        random_erase: float = 0.0,
     ):
         config = LoaderConfig(
             batch_size=batch_size,
@@ -174,6 +178,7 @@ class BatchAugmentLoader:
             resample=resample,
             interpolation=interpolation,
             ra_magnitude=ra_magnitude,
+            random_erase=random_erase,
         )
         self._index = index
         self.device = resolve_device(config.device)
@@ -239,6 +244,7 @@ class BatchAugmentLoader:
                 roi_decode=self.roi_decode,
                 resample=self.resample,
                 gpu_options=gpu_options,
+                random_erase=config.random_erase,
             ),
             reader=ReadAhead(index.read, threads=config.read_threads, depth=config.read_ahead),
             finish=finish,

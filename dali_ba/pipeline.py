@@ -14,13 +14,14 @@ from __future__ import annotations
 from nvidia.dali import fn, pipeline_def, types
 
 from .decode import decode
+from .erasing import erase_box
 from .recipes import OutputSpec, Recipe
 from .replicate import replica_parameters, replicate
 from .windows import RandomResizedCropWindows, image_shape, union
 
 
 def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu: bool, roi_decode: bool, resample: str,
-           gpu_options: dict):
+           gpu_options: dict, random_erase: float):
     encoded, labels = fn.external_source(
         source=source, num_outputs=2, batch=True, dtype=[types.UINT8, types.INT64], ndim=[1, 0]
     )
@@ -37,11 +38,12 @@ def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu
         if recipe.windowed:
             draw = RandomResizedCropWindows(images.shape(dtype=types.INT32)[0:2])
             windows = [draw.draw() for _ in range(aug_repeats)]
+    erase = [erase_box(spec.image_size, random_erase) for _ in range(aug_repeats)] if random_erase else None
     if resample == "torch":
-        return replica_parameters(images, labels, windows=windows)
+        return replica_parameters(images, labels, windows=windows, erase=erase)
     if on_gpu:
         labels = labels.gpu()
-    return replicate(images, labels, recipe=recipe, aug_repeats=aug_repeats, spec=spec, windows=windows)
+    return replicate(images, labels, recipe=recipe, aug_repeats=aug_repeats, spec=spec, windows=windows, erase=erase)
 
 
 def build_pipeline(
@@ -58,6 +60,7 @@ def build_pipeline(
     roi_decode: bool = True,
     resample: str = "dali",
     gpu_options: dict | None = None,
+    random_erase: float = 0.0,
 ):
     """Builds the batch-augmentation pipeline.
 
@@ -78,10 +81,12 @@ def build_pipeline(
         resample: ``"dali"`` makes the replicas in the pipeline; ``"torch"`` (CPU, a recipe with
             ``resample_in_torch``) leaves them to ``resample.py``.
         gpu_options: Decoder options on top of ``decode.GPU_OPTIONS`` (``mixed`` only).
+        random_erase: Probability of torchvision's random erasing, per replica (``erasing.py``).
 
     Returns:
         A built ``nvidia.dali.Pipeline`` with outputs ``(replicas [B, M, ...], labels [B, M])``,
-        or with ``resample="torch"`` ``(regions, windows [B, M, 4], flips [B, M], labels [B, M])``.
+        or with ``resample="torch"`` ``(regions, windows [B, M, 4], flips [B, M], labels [B, M])``,
+        with ``erase [B, M, 4]`` before the labels when ``random_erase`` > 0.
     """
     if resample == "torch" and not (recipe.resample_in_torch and device_id is None):
         raise ValueError(f"resample='torch' needs a CPU pipeline and a recipe that is a crop and a flip, not {recipe.name!r}")
@@ -95,6 +100,7 @@ def build_pipeline(
         roi_decode=roi_decode,
         resample=resample,
         gpu_options=dict(gpu_options or {}),
+        random_erase=float(random_erase),
         batch_size=batch_size,
         device_id=device_id,
         num_threads=num_threads,

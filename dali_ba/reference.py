@@ -37,7 +37,7 @@ FLAG_MAP = {
                       "augmix, cifar10, svhn are refused",
     "--ra-magnitude": "ra_magnitude of the randaugment recipe (with --auto-augment ra)",
     "--mixup-alpha, --cutmix-alpha": "ReplicaMix: transforms.v2 MixUp / CutMix on each [B*M] batch",
-    "--random-erase": "refused when > 0",
+    "--random-erase": "random_erase of the train loader: torchvision's RandomErasing, drawn for each replica",
     "--ra-sampler": "refused: batch augmentation replaces the repeated-augmentation sampler",
     "--weights with --test-only": "the val loader takes the weights' own crop, resize and interpolation "
                                   "(get_weight(W).transforms(), read offline)",
@@ -75,8 +75,7 @@ def reference_loaders(args: Namespace, *, aug_repeats: int, **options):
     if policy == "ra":
         options.setdefault("ra_magnitude", int(flag("ra_magnitude", 9)))
     if (flag("random_erase", 0.0) or 0.0) > 0:
-        raise ValueError(f"--random-erase {flag('random_erase')} is not supported by dali-ba's recipes; drop the flag "
-                         f"(or pass --random-erase 0)")
+        options.setdefault("random_erase", float(flag("random_erase")))
     if flag("ra_sampler", False):
         raise ValueError("--ra-sampler repeats samples across ranks; dali-ba's batch augmentation repeats them inside "
                          "each batch instead (aug_repeats): drop --ra-sampler")

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from nvidia.dali import fn, types
 
+from .erasing import erase_replicas
 from .recipes import OutputSpec, Recipe
 from .windows import Window
 
 
-def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputSpec, windows: list[Window] | None = None):
+def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputSpec, windows: list[Window] | None = None,
+              erase: list | None = None):
     """Applies ``recipe`` ``aug_repeats`` times to every image.
 
     Args:
@@ -26,6 +28,8 @@ def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputS
         aug_repeats: M, replicas per image.
         spec: Output size, dtype and layout of each replica.
         windows: For a ``windowed`` recipe, each replica's crop window in ``images`` coordinates.
+        erase: Each replica's random-erasing rectangle (``erasing.erase_box``), filled with 0
+            after normalization; ``None`` for none.
 
     Returns:
         ``(replicas, labels)``: per sample, ``[M, 3, S, S]`` (``[M, S, S, 3]`` when channels-last)
@@ -45,10 +49,12 @@ def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputS
         mean=[m * 255.0 for m in recipe.mean],
         std=[s * 255.0 for s in recipe.std],
     )
+    if erase:
+        replicas = erase_replicas(replicas, erase)
     return replicas, fn.stack(*([labels] * aug_repeats))
 
 
-def replica_parameters(images, labels, *, windows: list[Window]):
+def replica_parameters(images, labels, *, windows: list[Window], erase: list | None = None):
     """What the CPU resample stage (``resample.py``) needs to make the replicas, instead of the replicas.
 
     Used for recipes with ``resample_in_torch`` on the CPU: the decoded images pass through, and
@@ -58,10 +64,16 @@ def replica_parameters(images, labels, *, windows: list[Window]):
         images: DALI node, uint8 ``HWC`` images (or the decoded regions), CPU.
         labels: DALI node, int64 scalars.
         windows: Each replica's crop window in ``images`` coordinates (M of them).
+        erase: Each replica's random-erasing rectangle (``erasing.erase_box``), or ``None``.
 
     Returns:
-        ``(images, windows [M, 4] int32 as (top, left, height, width), flips [M] int32, labels [M] int64)``.
+        ``(images, windows [M, 4] int32 as (top, left, height, width), flips [M] int32, labels [M] int64)``,
+        with ``erase [M, 4] int32 (top, left, height, width)`` before the labels when ``erase`` is given.
     """
     boxes = fn.stack(*[fn.cat(window.start, window.size) for window in windows])
     flips = fn.stack(*[fn.random.coin_flip(dtype=types.INT32) for _ in windows])
-    return images, boxes, flips, fn.stack(*([labels] * len(windows)))
+    labels = fn.stack(*([labels] * len(windows)))
+    if erase:
+        rectangles = fn.cast(fn.stack(*[fn.stack(*box) for box in erase]), dtype=types.INT32)
+        return images, boxes, flips, rectangles, labels
+    return images, boxes, flips, labels

@@ -125,22 +125,24 @@ class TorchResampler:
         self._pool: ThreadPoolExecutor | None = None
 
     def __call__(self, outputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(images [N, ...], labels [N])`` from the pipeline's ``(regions, windows, flips, labels)``.
+        """``(images [N, ...], labels [N])`` from the pipeline's ``(regions, windows, flips[, erase], labels)``.
 
         ``regions``: B uint8 ``HWC`` images of any size; ``windows``: int32 ``[B, M, 4]`` as
-        ``(top, left, height, width)`` in each region; ``flips``: int32 ``[B, M]``; ``labels``:
-        int64 ``[B, M]``. N is B*M, in sample-major order.
+        ``(top, left, height, width)`` in each region; ``flips``: int32 ``[B, M]``; ``erase``
+        (random erasing only): int32 ``[B, M, 4]`` rectangles set to 0 after normalizing, height
+        0 for none; ``labels``: int64 ``[B, M]``. N is B*M, in sample-major order.
         """
-        regions, windows, flips, labels = outputs
+        regions, windows, flips, *erase, labels = outputs
         windows = np.asarray(windows.as_tensor()).reshape(-1, 4).tolist()
         flips = np.asarray(flips.as_tensor()).reshape(-1).tolist()
+        erase = np.asarray(erase[0].as_tensor()).reshape(-1, 4).tolist() if erase else None
         samples = len(regions)
         images = torch.from_numpy(self._buffers.take(samples * self._aug_repeats))
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="dali-ba-resample", initializer=one_intra_op_thread)
         bounds = np.linspace(0, samples, min(self._threads, samples) + 1).astype(int)
         jobs = [
-            self._pool.submit(self._make, regions, windows, flips, images, first, last)
+            self._pool.submit(self._make, regions, windows, flips, erase, images, first, last)
             for first, last in zip(bounds[:-1], bounds[1:])
         ]
         for job in jobs:
@@ -155,7 +157,7 @@ class TorchResampler:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def _make(self, regions, windows, flips, images, first: int, last: int) -> None:
+    def _make(self, regions, windows, flips, erase, images, first: int, last: int) -> None:
         # float16 output is normalized in float32 here first, so that it is rounded only once.
         scratch = None if self._dtype == torch.float32 else torch.empty(3, self._size, self._size)
         for sample in range(first, last):
@@ -165,6 +167,9 @@ class TorchResampler:
                 normalized = out if scratch is None else scratch
                 normalized.copy_(resized_window(region, windows[k], flips[k], self._size, self._mode))
                 normalized.mul_(self._scale).add_(self._shift)
+                if erase is not None and erase[k][2]:  # random erasing: the rectangle is 0 after normalizing
+                    top, left, height, width = erase[k]
+                    normalized[:, top:top + height, left:left + width] = 0
                 if scratch is not None:
                     out.copy_(scratch)
 

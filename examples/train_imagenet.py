@@ -51,14 +51,14 @@ def get_args(argv=None):
     # The recipe flags are torchvision's reference script's, with its defaults; dali_ba.reference maps
     # them onto the loaders (and refuses what it cannot do the same way), for both backends alike.
     parser.add_argument("--auto-augment", default=None, help="ra, ta_wide or imagenet (default: none)")
-    parser.add_argument("--ra-magnitude", type=int, default=9, help="RandAugment magnitude (dali-ba: 9 only)")
-    parser.add_argument("--random-erase", type=float, default=0.0, help="random erasing probability (dali-ba: 0 only)")
+    parser.add_argument("--ra-magnitude", type=int, default=9, help="RandAugment magnitude, with --auto-augment ra")
+    parser.add_argument("--random-erase", type=float, default=0.0, help="random erasing probability, per replica (0: off)")
     parser.add_argument("--mixup-alpha", type=float, default=0.0, help="MixUp alpha on each [B*M] batch (0: off)")
     parser.add_argument("--cutmix-alpha", type=float, default=0.0, help="CutMix alpha on each [B*M] batch (0: off)")
     parser.add_argument("--train-crop-size", type=int, default=224)
     parser.add_argument("--val-crop-size", type=int, default=224)
     parser.add_argument("--val-resize-size", type=int, default=256)
-    parser.add_argument("--interpolation", default="bilinear", help="bilinear (the only one dali-ba does)")
+    parser.add_argument("--interpolation", default="bilinear", help="bilinear, bicubic or nearest")
     parser.add_argument("-j", "--workers", type=int, default=None, help="DALI threads / DataLoader workers")
     parser.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
     parser.add_argument("--channels-last", action="store_true")
@@ -194,9 +194,12 @@ def torchvision_loaders(args, device):
     to_float = [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), normalize]
     policy = {None: [], "ra": [v2.RandAugment(magnitude=args.ra_magnitude)], "ta_wide": [v2.TrivialAugmentWide()],
               "imagenet": [v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)]}[args.auto_augment]
-    train_tf = v2.Compose([v2.RandomResizedCrop(args.train_crop_size, antialias=True), v2.RandomHorizontalFlip(), *policy,
-                           *to_float])
-    val_tf = v2.Compose([v2.Resize(args.val_resize_size, antialias=True), v2.CenterCrop(args.val_crop_size), *to_float])
+    mode = v2.InterpolationMode(args.interpolation)
+    erase = [v2.RandomErasing(p=args.random_erase, value=0)] if args.random_erase > 0 else []
+    train_tf = v2.Compose([v2.RandomResizedCrop(args.train_crop_size, interpolation=mode, antialias=True),
+                           v2.RandomHorizontalFlip(), *policy, *to_float, *erase])
+    val_tf = v2.Compose([v2.Resize(args.val_resize_size, interpolation=mode, antialias=True), v2.CenterCrop(args.val_crop_size),
+                         *to_float])
     root = Path(args.data_path)
     train_set = _Replicated(root / "train", train_tf, args.aug_repeats)
     val_set = _Replicated(root / "val", val_tf, 1)

@@ -260,3 +260,46 @@ def test_cifar_pad_crop_offsets_are_uniform_and_every_replica_has_its_cutout(tmp
     assert len(counts) == 9, f"offsets outside [-4, 4]: {sorted(set(offsets))}"
     expected = len(offsets) / 9
     assert (counts > 0.5 * expected).all() and (counts < 1.5 * expected).all(), counts
+
+
+# -- random erasing, against torchvision's RandomErasing ------------------------------------------
+
+
+def erased_rectangles(images):
+    """``(erased, top, left, height, width)`` per replica: where every channel is exactly 0."""
+    zero = (images == 0).all(dim=1).numpy()  # [N, S, S]
+    rows, cols = zero.any(axis=2), zero.any(axis=1)
+    erased = rows.any(axis=1)
+    top, left = rows.argmax(axis=1), cols.argmax(axis=1)
+    height, width = rows.sum(axis=1), cols.sum(axis=1)
+    assert (zero.sum(axis=(1, 2)) == height * width).all(), "each erased region is one filled rectangle"
+    return erased, top, left, height, width
+
+
+@pytest.mark.parametrize("resample", ["torch", "dali"])
+def test_random_erasing_is_torchvisions_drawn_for_each_replica(tmp_path, resample):
+    folder = tmp_path / "flat" / "c"
+    folder.mkdir(parents=True)
+    for k in range(64):  # flat colours: no pixel is 0 after normalization unless erased
+        Image.new("RGB", (40 + k % 5, 36), (200, 30 + k, 90)).save(folder / f"{k:02d}.png")
+    size, p = 32, 0.5
+    loader = ImageFolderLoader(tmp_path / "flat", batch_size=16, aug_repeats=8, image_size=size, device="cpu", seed=5,
+                               random_erase=p, resample=resample)
+    images = torch.cat([images for _ in range(4) for images, _ in loader])
+    erased, top, left, height, width = erased_rectangles(images)
+    assert len(erased) == 2048
+    torch.manual_seed(0)
+    reference = T.RandomErasing(p=1.0, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0)
+    ref = np.array([reference.get_params(torch.empty(3, size, size), scale=reference.scale, ratio=reference.ratio,
+                                         value=[0])[:4] for _ in range(4000)])
+    ref = ref[ref[:, 2] < size]  # get_params' "no rectangle fits" answer is the whole image: never erased
+    assert abs(erased.mean() - p * len(ref) / 4000) < 0.045  # 4.5 standard deviations of 2048 coin flips
+    h, w = height[erased], width[erased]
+    assert ks_distance(h * w / size**2, ref[:, 2] * ref[:, 3] / size**2) < 0.07
+    assert ks_distance(np.log(h / w), np.log(ref[:, 2] / ref[:, 3])) < 0.07
+    place = (top[erased] + 0.5) / (size - h + 1)  # uniform over where the rectangle fits
+    assert abs(place.mean() - 0.5) < 0.05 and abs(place.std() - 1 / math.sqrt(12)) < 0.05
+    by_image = erased.reshape(-1, 8)
+    assert 0 < by_image.sum(axis=1).mean() < 8 and (by_image.min(axis=1) != by_image.max(axis=1)).mean() > 0.9, \
+        "the replicas of an image decide on their own"
+    assert (images[torch.from_numpy(~erased)] != 0).all(), "nothing else is 0: the fill value is 0 exactly where erased"

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 import torch
-
 from conftest import identify
+
 from dali_ba import ImageFolderLoader
 
 pytestmark = pytest.mark.gpu
@@ -88,3 +88,13 @@ def test_region_decode_follows_the_probes_verdict_on_this_gpu(color_tree):
     assert loader.roi_decode is verdict.works
     images, _ = next(iter(loader))
     assert images.is_cuda and torch.isfinite(images).all()
+
+
+@pytest.mark.parametrize("recipe", ["imagenet", "randaugment"])
+def test_random_erasing_and_bicubic_run_on_the_gpu(color_tree, recipe):
+    root, _ = color_tree
+    loader = make(root, recipe=recipe, aug_repeats=8, image_size=32, random_erase=1.0, interpolation="bicubic",
+                  ra_magnitude=15 if recipe == "randaugment" else 9)
+    images, _ = next(iter(loader))
+    erased = (images == 0).all(dim=1).flatten(1).any(dim=1).float().mean().item()
+    assert images.is_cuda and erased > 0.9, erased

@@ -81,7 +81,6 @@ def test_workers_zero_is_one_dali_thread(imagenet_tree):
     [
         (["--interpolation", "lanczos"], r"--interpolation lanczos is not supported; dali-ba resizes with bilinear, bicubic"),
         (["--auto-augment", "augmix"], r"--auto-augment augmix has no dali-ba recipe; supported: ra, ta_wide, imagenet"),
-        (["--random-erase", "0.25"], r"--random-erase 0.25 is not supported"),
         (["--ra-sampler"], r"--ra-sampler repeats samples across ranks"),
         (["--weights", "NoSuch_Weights.V1", "--test-only"], r"--weights NoSuch_Weights.V1: not a torchvision weights name"),
     ],
@@ -89,6 +88,13 @@ def test_workers_zero_is_one_dali_thread(imagenet_tree):
 def test_flags_dali_ba_cannot_honour_are_refused_by_name(imagenet_tree, argv, message):
     with pytest.raises(ValueError, match=message):
         reference_loaders(torchvision_args(imagenet_tree, *argv), aug_repeats=2)
+
+
+def test_random_erase_reaches_the_train_loader_only(imagenet_tree):
+    args = torchvision_args(imagenet_tree, "--random-erase", "0.25", "--train-crop-size", "16", "--val-crop-size", "16",
+                            "--val-resize-size", "18")
+    train, val = reference_loaders(args, aug_repeats=2)
+    assert (train.config.random_erase, val.config.random_erase) == (0.25, 0.0)
 
 
 @pytest.mark.parametrize("mode", ["bicubic", "nearest"])
@@ -207,11 +213,12 @@ def test_training_script_takes_torchvisions_recipe_flags(imagenet_tree, tmp_path
         done = subprocess.run(
             [sys.executable, ROOT / "examples" / "train_imagenet.py", imagenet_tree, "--data-backend", backend, "--arch",
              "resnet18", "-b", "4", "-M", "2", "--train-crop-size", "32", "--val-crop-size", "32", "--val-resize-size", "36",
-             "--auto-augment", "ta_wide", "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--device", "cpu", "-j", "0",
+             "--auto-augment", "ta_wide", "--mixup-alpha", "0.2", "--cutmix-alpha", "1.0", "--random-erase", "0.25",
+             "--interpolation", "bicubic", "--device", "cpu", "-j", "0",
              "--epochs", "1", "--output-dir", tmp_path / backend],
             capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "(48 images)" in done.stdout and "(6 images)" in done.stdout, done.stdout[-2000:]
-    refused = subprocess.run([sys.executable, ROOT / "examples" / "train_imagenet.py", imagenet_tree, "--random-erase", "0.25",
+    refused = subprocess.run([sys.executable, ROOT / "examples" / "train_imagenet.py", imagenet_tree, "--auto-augment", "augmix",
                               "--device", "cpu"], capture_output=True, text=True, timeout=240)
-    assert refused.returncode != 0 and "--random-erase 0.25 is not supported" in refused.stderr
+    assert refused.returncode != 0 and "--auto-augment augmix has no dali-ba recipe" in refused.stderr
