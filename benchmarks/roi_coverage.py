@@ -11,8 +11,9 @@ mean fraction of the image area that the decoded region covers. Without DATA_DIR
 from __future__ import annotations
 
 import numpy as np
-from common import parse_args
 from nvidia.dali import fn, pipeline_def, types
+
+from common import parse_args
 
 from dali_ba.dataset import scan_image_folder
 from dali_ba.windows import RandomResizedCropWindows, image_shape, union

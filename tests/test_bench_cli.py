@@ -2,9 +2,9 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_color_tree
 from PIL import Image
 
+from conftest import write_color_tree
 from dali_ba.cli import main
 from dali_ba.synthetic import dataset_stats, make_dataset
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import write_color_tree
 
 HERE = Path(__file__).parent
@@ -93,8 +94,9 @@ def test_imagenet_loaders_name_the_missing_split(tmp_path):
 
 def write_tree(root, classes, per_class, size=24):
     """A small ImageFolder tree of JPEGs (identities come from the loader's sample log here)."""
-    from conftest import PALETTE, textured
     from PIL import Image
+
+    from conftest import PALETTE, textured
 
     for k in range(classes * per_class):
         folder = root / f"class_{k // per_class}"

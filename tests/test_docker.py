@@ -4,10 +4,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"

@@ -9,8 +9,8 @@ import os
 from collections import Counter
 
 import pytest
-from conftest import identify
 
+from conftest import identify
 from dali_ba import FileListLoader, ImageFolderLoader, ParquetLoader, SkippedFileWarning, TarShardLoader
 from dali_ba.dataset import scan_image_folder
 from dali_ba.shards import make_shards, sample_key

@@ -3,9 +3,9 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from conftest import identify, textured
 from PIL import Image
 
+from conftest import identify, textured
 from dali_ba import DecodeError, ImageFolderLoader, SkippedFileWarning
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
 from conftest import identify
 
 pa = pytest.importorskip("pyarrow", reason="pyarrow is the optional extra dali-ba[parquet]")

@@ -11,9 +11,9 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
-from conftest import identify, textured
 from PIL import Image
 
+from conftest import identify, textured
 from dali_ba import DecodeError, FileListLoader, SkippedFileWarning, TarShardLoader, expand_shards, index_tar_shards
 from dali_ba.cli import main
 from dali_ba.dataset import read_file_list, scan_image_folder
