@@ -109,6 +109,7 @@ class LoaderConfig:
     interpolation: str = "bilinear"
     ra_magnitude: int = 9
     random_erase: float = 0.0
+    epoch_samples: object = None  # int, None, or (num_samples, num_shards) -> int
 
     def __post_init__(self):
         _check_positive_int("batch_size", self.batch_size)
@@ -121,6 +122,8 @@ class LoaderConfig:
             _check_positive_int("num_threads", self.num_threads)
         if self.shuffle_window is not None:
             _check_positive_int("shuffle_window", self.shuffle_window)
+        if self.epoch_samples is not None and not callable(self.epoch_samples):
+            _check_positive_int("epoch_samples", self.epoch_samples)
         if self.resize_size is not None:
             _check_positive_int("resize_size", self.resize_size)
             if self.recipe != "val":

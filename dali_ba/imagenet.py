@@ -13,7 +13,7 @@ from pathlib import Path
 from .loader import ImageFolderLoader
 
 #: Options of the training recipe that the val loader (recipe "val") does not take.
-TRAIN_ONLY = ("ra_magnitude", "random_erase")
+TRAIN_ONLY = ("ra_magnitude", "random_erase", "epoch_samples")
 
 
 def imagenet_loaders(
@@ -46,7 +46,8 @@ def imagenet_loaders(
             checkpoint's own preprocessing).
         **options: Passed to both loaders (``device``, ``seed``, ``dtype``, ``channels_last``,
             ``num_threads``, ``shard_id``/``num_shards``, ``on_error``, ``interpolation``, ...),
-            except the training recipe's own (``ra_magnitude``), which go to the train loader.
+            except the training's own (``ra_magnitude``, ``random_erase``, ``epoch_samples``), which
+            go to the train loader.
 
     Returns:
         The train loader (shuffled, ``drop_last=True``) and the val loader.

@@ -119,6 +119,12 @@ class BatchAugmentLoader:
         random_erase: Probability that a replica gets torchvision's ``RandomErasing`` (a
             rectangle of 2-33% of it, aspect 0.3-3.3, set to 0 after normalization), drawn for
             each replica on its own (``erasing.py``); torchvision's ``--random-erase``.
+        epoch_samples: An epoch is the first ``epoch_samples`` samples of its permutation (all
+            shards together; a new random selection each epoch, each sample at most once), as the
+            repeated-augmentation sampler's epochs are (torchvision's ``--ra-sampler``); ``None``
+            is every sample; or a function ``(num_samples, num_shards) -> int`` of the data set's
+            size and the number of shards (``reference.ra_sampler_epoch``: torchvision's). Resume
+            and elastic resume hold as for whole epochs.
 
     Raises:
         ValueError: An option out of range, or a batch larger than the shard with ``drop_last``.
@@ -153,6 +159,7 @@ class BatchAugmentLoader:
         interpolation: str = "bilinear",
         ra_magnitude: int = 9,
         random_erase: float = 0.0,
+        epoch_samples=None,
     ):
         config = LoaderConfig(
             batch_size=batch_size,
@@ -179,6 +186,7 @@ class BatchAugmentLoader:
             interpolation=interpolation,
             ra_magnitude=ra_magnitude,
             random_erase=random_erase,
+            epoch_samples=epoch_samples,
         )
         self._index = index
         self.device = resolve_device(config.device)
@@ -189,7 +197,13 @@ class BatchAugmentLoader:
         else:
             shard_id, num_shards = config.shard_id, config.num_shards
         seed = config.seed if config.seed is not None else shared_seed(num_shards)
-        self.config = replace(config, seed=seed, shard_id=shard_id, num_shards=num_shards)
+        epoch_samples = config.epoch_samples
+        if callable(epoch_samples):  # a rule of the data set's size and the number of shards
+            epoch_samples = epoch_samples(len(self._index), num_shards)
+            if isinstance(epoch_samples, bool) or not isinstance(epoch_samples, int) or epoch_samples < 1:
+                raise ValueError(f"epoch_samples gave {epoch_samples!r} for {len(self._index)} samples on {num_shards} "
+                                 f"shard(s); an epoch needs at least one sample")
+        self.config = replace(config, seed=seed, shard_id=shard_id, num_shards=num_shards, epoch_samples=epoch_samples)
         self._plan = EpochPlan(
             num_samples=len(self._index),
             batch_size=config.batch_size,
@@ -200,7 +214,11 @@ class BatchAugmentLoader:
             num_shards=num_shards,
             group_starts=index.group_starts,
             window=config.shuffle_window,
+            epoch_samples=epoch_samples,
         )
+        if epoch_samples is not None and epoch_samples > len(self._index):
+            raise ValueError(f"epoch_samples={epoch_samples} is more than the {len(self._index)} samples under "
+                             f"{str(self._index.root)!r}; an epoch covers each sample at most once")
         if config.shuffle_window is not None and index.group_starts is None:
             raise ValueError(f"shuffle_window={config.shuffle_window} shuffles within windows of storage groups (Parquet row "
                              f"groups), but the samples under {str(index.root)!r} are not stored in groups; leave it None")
@@ -371,6 +389,7 @@ class BatchAugmentLoader:
             "batch_size": self.config.batch_size,
             "shuffle": self.config.shuffle,
             "shuffle_window": self.config.shuffle_window,
+            "epoch_samples": self.config.epoch_samples,
             "drop_last": self.config.drop_last,
             "shard_id": self.config.shard_id,
             "num_shards": self.config.num_shards,
@@ -388,27 +407,28 @@ class BatchAugmentLoader:
 
         Raises:
             ValueError: The state is not a loader state, or was saved by a loader over other data
-                or with another batch size, shuffle, shuffle_window or drop_last, so its position
-                would mean other samples.
+                or with another batch size, shuffle, shuffle_window, epoch_samples or drop_last, so
+                its position would mean other samples.
         """
         version = state.get("version") if isinstance(state, dict) else None
         if version not in (1, STATE_VERSION):
             raise ValueError(f"cannot resume: loader state version {version!r} is not supported (expected 1 or {STATE_VERSION}); "
                              f"pass the dict that loader.state_dict() returned")
         mine = {"num_files": len(self._index), "batch_size": self.config.batch_size, "shuffle": self.config.shuffle,
-                "shuffle_window": self.config.shuffle_window, "drop_last": self.config.drop_last}
+                "shuffle_window": self.config.shuffle_window, "epoch_samples": self.config.epoch_samples,
+                "drop_last": self.config.drop_last}
         for key, value in mine.items():
-            if state.get(key) != value:  # states before shuffle_window existed have none
+            if state.get(key) != value:  # states before shuffle_window and epoch_samples existed have none
                 raise ValueError(
-                    f"cannot resume: the saved loader state has {key}={state[key]!r} but this loader has "
+                    f"cannot resume: the saved loader state has {key}={state.get(key)!r} but this loader has "
                     f"{key}={value!r}; resume with the same data and options"
                 )
         if version == 1:  # a batch number on the saver's shards; those runs always started epochs at 0
             position = min(state["batch"] * state["num_shards"] * state["batch_size"], state["num_files"])
         else:
             position = state["position"]
-        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= len(self._index):
-            raise ValueError(f"cannot resume: saved position {position!r} is outside the epoch's {len(self._index)} samples")
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= self._plan.length:
+            raise ValueError(f"cannot resume: saved position {position!r} is outside the epoch's {self._plan.length} samples")
         self._feed.stop()
         self._generation += 1
         self.config = replace(self.config, seed=state["seed"])
@@ -451,7 +471,7 @@ class BatchAugmentLoader:
                 except StopIteration:
                     # The epoch is over for this shard, even where its last batches held only skipped
                     # samples and so were never delivered: a state saved now must not replay them.
-                    self._position = len(self._index)
+                    self._position = self._plan.length
                     return
                 self._position = self._plan.position(start, batch.number + 1)
                 self._last_indices = batch.indices

@@ -47,6 +47,9 @@ class EpochPlan:
         group_starts: Where each storage group starts (``SampleIndex.group_starts``), for ``window``.
         window: Shuffle within windows of this many groups (see the module docstring); ``None``
             draws the permutation over all samples.
+        epoch_samples: An epoch is the first ``epoch_samples`` of its permutation (a fresh
+            selection each epoch when shuffled, each of them exactly once), as the repeated-
+            augmentation sampler's shorter epochs are; ``None`` is every sample.
     """
 
     num_samples: int
@@ -58,10 +61,16 @@ class EpochPlan:
     num_shards: int = 1
     group_starts: np.ndarray | None = None
     window: int | None = None
+    epoch_samples: int | None = None
+
+    @property
+    def length(self) -> int:
+        """Samples in an epoch, all shards together: ``epoch_samples`` or the whole data set."""
+        return self.num_samples if self.epoch_samples is None else min(self.epoch_samples, self.num_samples)
 
     def samples_per_shard(self, start: int = 0) -> int:
         """Samples this shard delivers from ``start`` to the end of the epoch."""
-        rest = max(0, self.num_samples - start)
+        rest = max(0, self.length - start)
         if self.drop_last:
             per_shard = rest // self.num_shards
             return per_shard - per_shard % self.batch_size
@@ -81,7 +90,7 @@ class EpochPlan:
         """Samples all shards together still deliver from ``start`` on; ``0`` when the epoch is over."""
         if self.drop_last:
             return self.num_shards * self.samples_per_shard(start)  # equal on every shard
-        return max(0, self.num_samples - start)
+        return max(0, self.length - start)
 
     def position(self, start: int, steps: int) -> int:
         """Where the epoch stands after every shard took ``steps`` batches from ``start``.
@@ -96,7 +105,11 @@ class EpochPlan:
         return self.order(epoch)[start + self.shard_id :: self.num_shards][: self.samples_per_shard(start)]
 
     def order(self, epoch: int) -> np.ndarray:
-        """The permutation of ``epoch`` that all shards share (``int64``)."""
+        """The samples of ``epoch`` in the order all shards share (``int64``): its permutation, or
+        the first ``epoch_samples`` of it."""
+        return self._permutation(epoch)[: self.length]
+
+    def _permutation(self, epoch: int) -> np.ndarray:
         if not self.shuffle:
             return np.arange(self.num_samples)
         rng = np.random.default_rng([self.seed, epoch])

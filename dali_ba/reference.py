@@ -38,7 +38,8 @@ FLAG_MAP = {
     "--ra-magnitude": "ra_magnitude of the randaugment recipe (with --auto-augment ra)",
     "--mixup-alpha, --cutmix-alpha": "ReplicaMix: transforms.v2 MixUp / CutMix on each [B*M] batch",
     "--random-erase": "random_erase of the train loader: torchvision's RandomErasing, drawn for each replica",
-    "--ra-sampler": "refused: batch augmentation replaces the repeated-augmentation sampler",
+    "--ra-sampler, --ra-reps": "K = --ra-reps replicas (pass --aug-repeats K) of batch-size / K images per step, "
+                               "and RASampler's steps per epoch (epoch_samples: a fresh ~N/K selection each epoch)",
     "--weights with --test-only": "the val loader takes the weights' own crop, resize and interpolation "
                                   "(get_weight(W).transforms(), read offline)",
     "--device": "device",
@@ -76,9 +77,17 @@ def reference_loaders(args: Namespace, *, aug_repeats: int, **options):
         options.setdefault("ra_magnitude", int(flag("ra_magnitude", 9)))
     if (flag("random_erase", 0.0) or 0.0) > 0:
         options.setdefault("random_erase", float(flag("random_erase")))
+    batch_size = args.batch_size
     if flag("ra_sampler", False):
-        raise ValueError("--ra-sampler repeats samples across ranks; dali-ba's batch augmentation repeats them inside "
-                         "each batch instead (aug_repeats): drop --ra-sampler")
+        reps = int(flag("ra_reps", 3))
+        if aug_repeats != reps:
+            raise ValueError(f"--ra-sampler --ra-reps {reps} repeats each image {reps} times, but --aug-repeats "
+                             f"{aug_repeats} asks for {aug_repeats} replicas: pass --aug-repeats {reps}")
+        if batch_size % reps:
+            raise ValueError(f"--ra-sampler --ra-reps {reps}: --batch-size {batch_size} is not divisible by {reps}; each "
+                             f"step takes batch-size / ra-reps images, {reps} replicas of each")
+        batch_size //= reps
+        options.setdefault("epoch_samples", ra_sampler_epoch(reps, args.batch_size))
     val_crop, val_resize, val_interpolation = flag("val_crop_size", 224), flag("val_resize_size", 256), None
     if flag("weights") and flag("test_only", False):
         val_crop, val_resize, val_interpolation = weights_preprocessing(flag("weights"))
@@ -90,7 +99,7 @@ def reference_loaders(args: Namespace, *, aug_repeats: int, **options):
     options.setdefault("device", str(flag("device", "auto")))
     train, val = imagenet_loaders(
         os.fspath(flag("data_path")),
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         aug_repeats=aug_repeats,
         recipe=AUTO_AUGMENT[policy],
         image_size=flag("train_crop_size", 224),
@@ -104,6 +113,29 @@ def reference_loaders(args: Namespace, *, aug_repeats: int, **options):
     if mixup > 0 or cutmix > 0:
         train = ReplicaMix(train, mixup_alpha=mixup, cutmix_alpha=cutmix)
     return train, val
+
+
+def ra_sampler_epoch(reps: int, batch_size: int):
+    """The epoch of torchvision's ``RASampler`` (``--ra-sampler --ra-reps K``) as an ``epoch_samples`` rule.
+
+    ``RASampler`` repeats each sample ``reps`` times over the ranks and gives each rank
+    ``floor(N // 256 * 256 / world)`` of them per epoch, in batches of ``batch_size`` (the
+    script's DataLoader keeps the short last one). The loader takes ``batch_size / reps`` distinct
+    images per step, ``reps`` replicas each: the same images per step, and with this many
+    distinct samples per epoch (all ranks together), the same steps per epoch, so the recipe's
+    schedule holds. The steps are full batches: a rank sees up to ``batch_size - 1`` images more
+    in the last one than ``RASampler``'s short batch would give it.
+    """
+
+    def epoch_samples(num_samples: int, num_shards: int) -> int:
+        per_rank = num_samples // 256 * 256 // num_shards
+        if per_rank == 0:
+            raise ValueError(f"--ra-sampler: torchvision's RASampler takes floor(N // 256 * 256 / world) samples per rank "
+                             f"and epoch, which is 0 for N={num_samples} images on {num_shards} rank(s): no step at all")
+        steps = -(-per_rank // batch_size)
+        return min(num_samples, steps * num_shards * (batch_size // reps))
+
+    return epoch_samples
 
 
 def weights_preprocessing(name: str) -> tuple[int, int, str]:

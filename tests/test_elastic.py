@@ -192,3 +192,25 @@ def test_states_that_cannot_resume_are_refused(color_tree):
         loader.load_state_dict(dict(state, position=99))
     with pytest.raises(ValueError, match="shuffle=False but this loader has shuffle=True"):
         loader.load_state_dict(dict(state, shuffle=False))
+
+
+@pytest.mark.parametrize("new_shards", [2, 3])
+def test_a_shorter_epoch_resumed_on_other_ranks_delivers_its_selection_once(color_tree, new_shards):
+    """``epoch_samples`` (the repeated-augmentation sampler's epochs): 14 of the 24 images per epoch."""
+    root, truth = color_tree
+    make = lambda **kw: ImageFolderLoader(root, **kw)  # noqa: E731
+    whole = Counter(flat(step_together(ranks(make, 4, drop_last=False, epoch_samples=14), truth)))
+    assert len(whole) == 14 and max(whole.values()) == 1
+    before = ranks(make, 4, drop_last=False, epoch_samples=14)
+    first = flat(step_together(before, truth, steps=1))
+    state = before[0].state_dict()
+    assert (state["position"], state["epoch_samples"]) == (8, 14)
+    after = ranks(make, new_shards, drop_last=False, epoch_samples=14)
+    for loader in after:
+        loader.load_state_dict(state)
+    rest = flat(step_together(after, truth))
+    assert Counter(first + rest) == whole, "the epoch's own 14, each once, across the restart"
+    with pytest.raises(ValueError, match="saved loader state has epoch_samples=14 but this loader has epoch_samples=None"):
+        ranks(make, 2, drop_last=False)[0].load_state_dict(state)
+    following = Counter(flat(step_together(after, truth)))
+    assert len(following) == 14 and set(following) != set(whole), "the next epoch selects anew"

@@ -81,3 +81,34 @@ def test_an_epoch_resumed_at_a_position_on_any_number_of_shards_covers_the_rest_
 def _prefix(p, position):
     """The first ``position`` samples of epoch 1's permutation."""
     return np.random.default_rng([p.seed, 1]).permutation(p.num_samples)[:position].tolist()
+
+
+@pytest.mark.parametrize("num_shards", [1, 2, 3])
+def test_a_shorter_epoch_is_a_fresh_selection_each_time_with_each_sample_once(num_shards):
+    epochs = []
+    for epoch in range(4):
+        parts = [plan(epoch_samples=40, shard_id=k, num_shards=num_shards).indices(epoch) for k in range(num_shards)]
+        together = np.concatenate(parts).tolist()
+        assert len(together) == len(set(together)) == 40
+        assert sorted(together) == sorted(plan(epoch_samples=40).order(epoch).tolist()), "the first 40 of the permutation"
+        epochs.append(set(together))
+    assert len({frozenset(e) for e in epochs}) == 4, "another selection every epoch"
+    assert len(set().union(*epochs)) > 40
+    assert plan(epoch_samples=40, shuffle=False).indices(2).tolist() == list(range(40))
+    assert plan(epoch_samples=500).length == 103
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_a_shorter_epoch_resumed_on_any_number_of_shards_covers_its_rest_once(drop_last):
+    for batch_size in (1, 3, 8):
+        before = [plan(epoch_samples=50, batch_size=batch_size, drop_last=drop_last, shard_id=k, num_shards=2) for k in range(2)]
+        for steps in range(len(before[0]) + 1):
+            taken = [i for p in before for b in list(p.batches(1))[:steps] for i in b.tolist()]
+            position = before[0].position(0, steps)
+            assert sorted(taken) == sorted(before[0].order(1)[:position].tolist())
+            for new in (1, 3, 4):
+                after = [replace(before[0], shard_id=k, num_shards=new) for k in range(new)]
+                rest = [i for p in after for i in p.indices(1, position).tolist()]
+                assert len(set(taken + rest)) == len(taken + rest) and len(rest) == after[0].remaining(position)
+                if not drop_last:
+                    assert sorted(taken + rest) == sorted(before[0].order(1).tolist()), "the epoch's 50, each once"

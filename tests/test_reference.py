@@ -1,6 +1,8 @@
 """torchvision's reference script, flag by flag (``dali_ba.reference``), and the README's change to it."""
 
 import argparse
+import math
+import os
 import re
 import shutil
 import subprocess
@@ -81,13 +83,56 @@ def test_workers_zero_is_one_dali_thread(imagenet_tree):
     [
         (["--interpolation", "lanczos"], r"--interpolation lanczos is not supported; dali-ba resizes with bilinear, bicubic"),
         (["--auto-augment", "augmix"], r"--auto-augment augmix has no dali-ba recipe; supported: ra, ta_wide, imagenet"),
-        (["--ra-sampler"], r"--ra-sampler repeats samples across ranks"),
+        (["--ra-sampler", "--ra-reps", "4"], r"--ra-sampler --ra-reps 4 repeats each image 4 times, but --aug-repeats 2"),
+        (["--ra-sampler", "--ra-reps", "2", "-b", "5"], r"--batch-size 5 is not divisible by 2"),
+        (["--ra-sampler", "--ra-reps", "2"], r"RASampler takes floor\(N // 256 \* 256 / world\) samples .* 0 for N=24"),
         (["--weights", "NoSuch_Weights.V1", "--test-only"], r"--weights NoSuch_Weights.V1: not a torchvision weights name"),
     ],
 )
 def test_flags_dali_ba_cannot_honour_are_refused_by_name(imagenet_tree, argv, message):
     with pytest.raises(ValueError, match=message):
         reference_loaders(torchvision_args(imagenet_tree, *argv), aug_repeats=2)
+
+
+def ra_sampler_len(n, reps, world, rank, batch_size):
+    """Steps per epoch of torchvision's reference script with --ra-sampler: its RASampler's length
+    (references/classification/sampler.py) in a DataLoader that keeps the short last batch."""
+    num_samples = int(math.ceil(n * float(reps) / world))
+    total_size = num_samples * world
+    indices = [i for i in range(n) for _ in range(reps)]
+    indices += indices[: total_size - len(indices)]
+    selected = int(math.floor(n // 256 * 256 / world))
+    return -(-len(indices[rank:total_size:world][:selected]) // batch_size)
+
+
+@pytest.mark.parametrize("world", [1, 2])
+@pytest.mark.parametrize("reps, batch_size", [(3, 12), (2, 16), (4, 8)])
+def test_ra_sampler_keeps_torchvisions_steps_per_epoch_and_images_per_step(tmp_path, world, reps, batch_size):
+    from PIL import Image
+
+    one = tmp_path / "one.png"
+    Image.new("RGB", (8, 8), (120, 40, 200)).save(one)
+    for split, count in (("train", 601), ("val", 3)):
+        for k in range(count):
+            folder = tmp_path / "data" / split / f"c{k % 3}"
+            folder.mkdir(parents=True, exist_ok=True)
+            os.link(one, folder / f"{k:04d}.png")
+    seen = []
+    for rank in range(world):
+        args = torchvision_args(tmp_path / "data", "--ra-sampler", "--ra-reps", reps, "-b", batch_size, "--train-crop-size", "8",
+                                "--val-crop-size", "8", "--val-resize-size", "8")
+        train, _ = reference_loaders(args, aug_repeats=reps, shard_id=rank, num_shards=world, num_threads=1, seed=1)
+        assert len(train) == ra_sampler_len(601, reps, world, rank, batch_size), "the recipe's steps per epoch"
+        for epoch in range(2):
+            train.set_epoch(epoch)
+            batches = [(images.shape[0], train.last_indices.copy()) for images, _ in train]
+            assert {shape for shape, _ in batches} == {batch_size}, "the model sees --batch-size images per step"
+            seen.append((epoch, [i for _, indices in batches for i in indices.tolist()]))
+    for epoch in range(2):
+        ids = [i for e, part in seen if e == epoch for i in part]
+        assert len(ids) == len(set(ids)), "each selected image once per epoch, as K replicas"
+        assert len(ids) <= 601 and len(ids) >= 512 // reps
+    assert {i for e, part in seen if e == 0 for i in part} != {i for e, part in seen if e == 1 for i in part}
 
 
 def test_random_erase_reaches_the_train_loader_only(imagenet_tree):
