@@ -267,3 +267,114 @@ def test_training_script_takes_torchvisions_recipe_flags(imagenet_tree, tmp_path
     refused = subprocess.run([sys.executable, ROOT / "examples" / "train_imagenet.py", imagenet_tree, "--auto-augment", "augmix",
                               "--device", "cpu"], capture_output=True, text=True, timeout=240)
     assert refused.returncode != 0 and "--auto-augment augmix has no dali-ba recipe" in refused.stderr
+
+
+#: torchvision's published recipes (references/classification/README.md, and the ResNet-50 V2
+#: recipe of its "train state-of-the-art models" write-up): each model's flags, as its commands give them.
+RECIPES = {
+    "alexnet": "--model alexnet --lr 1e-2",
+    "resnet50": "--model resnet50",
+    "resnext101_32x8d": "--model resnext101_32x8d --epochs 100",
+    "mobilenet_v2": "--model mobilenet_v2 --epochs 300 --lr 0.045 --wd 0.00004 --lr-step-size 1 --lr-gamma 0.98",
+    "mobilenet_v3_large": "--model mobilenet_v3_large --epochs 600 --opt rmsprop --batch-size 128 --lr 0.064 --wd 0.00001 "
+                          "--lr-step-size 2 --lr-gamma 0.973 --auto-augment imagenet --random-erase 0.2",
+    "efficientnet_b3": "--model efficientnet_b3 --test-only --weights EfficientNet_B3_Weights.IMAGENET1K_V1",
+    "inception_v3": "--model inception_v3 --test-only --weights Inception_V3_Weights.IMAGENET1K_V1",
+    "efficientnet_v2_s": "--model efficientnet_v2_s --batch-size 128 --lr 0.5 --lr-scheduler cosineannealinglr "
+                         "--lr-warmup-epochs 5 --lr-warmup-method linear --auto-augment ta_wide --epochs 600 --random-erase 0.1 "
+                         "--label-smoothing 0.1 --mixup-alpha 0.2 --cutmix-alpha 1.0 --weight-decay 0.00002 "
+                         "--norm-weight-decay 0.0 --train-crop-size 300 --model-ema --val-crop-size 384 --val-resize-size 384 "
+                         "--ra-sampler --ra-reps 4",
+    "regnet_y_400mf": "--model regnet_y_400mf --epochs 100 --batch-size 128 --wd 0.00005 --lr=0.8 "
+                      "--lr-scheduler=cosineannealinglr --lr-warmup-method=linear --lr-warmup-epochs=5 --lr-warmup-decay=0.1",
+    "vit_b_16": "--model vit_b_16 --epochs 300 --batch-size 512 --opt adamw --lr 0.003 --wd 0.3 --lr-scheduler cosineannealinglr "
+                "--lr-warmup-method linear --lr-warmup-epochs 30 --lr-warmup-decay 0.033 --amp --label-smoothing 0.11 "
+                "--mixup-alpha 0.2 --auto-augment ra --clip-grad-norm 1 --ra-sampler --cutmix-alpha 1.0 --model-ema",
+    "convnext_tiny": "--model convnext_tiny --batch-size 128 --opt adamw --lr 1e-3 --lr-scheduler cosineannealinglr "
+                     "--lr-warmup-epochs 5 --lr-warmup-method linear --auto-augment ta_wide --epochs 600 --random-erase 0.1 "
+                     "--label-smoothing 0.1 --mixup-alpha 0.2 --cutmix-alpha 1.0 --weight-decay 0.05 --norm-weight-decay 0.0 "
+                     "--train-crop-size 176 --model-ema --val-resize-size 232 --ra-sampler --ra-reps 4",
+    "swin_t": "--model swin_t --epochs 300 --batch-size 128 --opt adamw --lr 0.001 --weight-decay 0.05 --norm-weight-decay 0.0 "
+              "--bias-weight-decay 0.0 --transformer-embedding-decay 0.0 --lr-scheduler cosineannealinglr --lr-min 0.00001 "
+              "--lr-warmup-method linear --lr-warmup-epochs 20 --lr-warmup-decay 0.01 --amp --label-smoothing 0.1 "
+              "--mixup-alpha 0.8 --clip-grad-norm 5.0 --cutmix-alpha 1.0 --random-erase 0.25 --interpolation bicubic "
+              "--auto-augment ta_wide --model-ema --ra-sampler --ra-reps 4 --val-resize-size 224",
+    "swin_v2_t": "--model swin_v2_t --epochs 300 --batch-size 128 --opt adamw --lr 0.001 --weight-decay 0.05 "
+                 "--label-smoothing 0.1 --mixup-alpha 0.8 --cutmix-alpha 1.0 --random-erase 0.25 --interpolation bicubic "
+                 "--auto-augment ta_wide --model-ema --ra-sampler --ra-reps 4 --val-resize-size 256 --val-crop-size 256 "
+                 "--train-crop-size 256",
+    "maxvit_t": "--model maxvit_t --epochs 400 --batch-size 128 --opt adamw --lr 3e-3 --weight-decay 0.05 "
+                "--lr-scheduler cosineannealinglr --lr-min 1e-5 --lr-warmup-method linear --lr-warmup-epochs 32 "
+                "--label-smoothing 0.1 --mixup-alpha 0.8 --clip-grad-norm 1.0 --interpolation bicubic --auto-augment ta_wide "
+                "--policy-magnitude 15 --model-ema --val-resize-size 224 --val-crop-size 224 --train-crop-size 224 --amp",
+    "shufflenet_v2_x1_5": "--model shufflenet_v2_x1_5 --batch-size=128 --lr=0.5 --lr-scheduler=cosineannealinglr "
+                          "--lr-warmup-epochs=5 --lr-warmup-method=linear --auto-augment=ta_wide --epochs=600 --random-erase=0.1 "
+                          "--weight-decay=0.00002 --norm-weight-decay=0.0 --label-smoothing=0.1 --mixup-alpha=0.2 "
+                          "--cutmix-alpha=1.0 --train-crop-size=176 --model-ema --val-resize-size=232 --ra-sampler --ra-reps=4",
+    "resnet50_v2": "--model resnet50 --batch-size 128 --lr 0.5 --lr-scheduler cosineannealinglr --lr-warmup-epochs 5 "
+                   "--lr-warmup-method linear --auto-augment ta_wide --epochs 600 --random-erase 0.1 --weight-decay 0.00002 "
+                   "--norm-weight-decay 0.0 --label-smoothing 0.1 --mixup-alpha 0.2 --cutmix-alpha 1.0 --train-crop-size 176 "
+                   "--model-ema --val-resize-size 232 --ra-sampler --ra-reps 4",
+}
+
+
+@pytest.fixture(scope="module")
+def big_tree(tmp_path_factory):
+    """601 training images (hard links of a few PNGs: RASampler needs 256 or more) and 3 val images."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("recipes")
+    for c in range(3):
+        Image.new("RGB", (40, 32), (60 + 60 * c, 90, 200 - 50 * c)).save(root / f"c{c}.png")
+    for split, count in (("train", 601), ("val", 3)):
+        for k in range(count):
+            folder = root / "data" / split / f"c{k % 3}"
+            folder.mkdir(parents=True, exist_ok=True)
+            os.link(root / f"c{k % 3}.png", folder / f"{k:04d}.png")
+    return root / "data"
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_published_recipe_runs_through_the_swap_in_with_its_data_flags_honoured(big_tree, name):
+    # The script's other flags (optimizer, schedule, EMA, label smoothing, clipping, AMP) do not touch data.
+    args = torchvision_args(big_tree, *_data_flags(RECIPES[name].replace("=", " ").split()))
+    k = args.ra_reps if args.ra_sampler else 2
+    args.batch_size = 8 if not args.ra_sampler else 4 * k  # the recipe's flags, a batch that fits this machine
+    train, val = reference_loaders(args, aug_repeats=k, num_threads=1, seed=0)
+    base = train.loader if isinstance(train, ReplicaMix) else train
+    config = base.config
+    assert config.aug_repeats == k and config.image_size == args.train_crop_size
+    assert config.interpolation == args.interpolation.lower()
+    assert config.random_erase == args.random_erase
+    assert config.recipe == {None: "imagenet", "ra": "randaugment", "ta_wide": "trivialaugment", "imagenet": "autoaugment"}[
+        args.auto_augment]
+    assert isinstance(train, ReplicaMix) == (args.mixup_alpha > 0 or args.cutmix_alpha > 0)
+    if args.ra_sampler:
+        assert config.batch_size * k == args.batch_size and len(train) == ra_sampler_len(601, k, 1, 0, args.batch_size)
+    if args.test_only and args.weights:
+        from dali_ba.reference import weights_preprocessing
+
+        assert (val.config.image_size, val.config.resize_size, val.config.interpolation) == weights_preprocessing(args.weights)
+    else:
+        assert (val.config.image_size, val.config.resize_size) == (args.val_crop_size, args.val_resize_size)
+    images, labels = next(iter(train))
+    assert images.shape == (config.batch_size * k, 3, args.train_crop_size, args.train_crop_size)
+    assert torch.isfinite(images).all()
+
+
+def _data_flags(argv):
+    """The flags of ``argv`` that ``torchvision_args`` knows (with their values); the rest dropped."""
+    known = {"--device", "-b", "--batch-size", "-j", "--workers", "--mixup-alpha", "--cutmix-alpha", "--cache-dataset",
+             "--test-only", "--auto-augment", "--ra-magnitude", "--augmix-severity", "--random-erase", "--interpolation",
+             "--val-resize-size", "--val-crop-size", "--train-crop-size", "--ra-sampler", "--ra-reps", "--weights",
+             "--backend", "--use-v2"}
+    switches = {"--cache-dataset", "--test-only", "--ra-sampler", "--use-v2"}
+    out, i = [], 0
+    while i < len(argv):
+        width = 1 if argv[i] in switches else 2
+        if argv[i] in known:
+            out += argv[i:i + width]
+            i += width
+        else:
+            i += 1  # an unknown flag, or its value
+    return out
