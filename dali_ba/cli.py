@@ -16,6 +16,8 @@ from . import __version__
 from .config import cache_dir
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+#: The recipes, named here without importing DALI (``recipes.RECIPES`` holds them; a test keeps both in step).
+RECIPE_NAMES = ("imagenet", "cifar", "randaugment", "trivialaugment", "autoaugment", "val")
 DEFAULT_IMAGES = 1000
 DEFAULT_CLASSES = 100
 
@@ -135,6 +137,34 @@ def index_shards_command(shards, jobs: int | None, force: bool):
     except (ValueError, FileNotFoundError, TypeError) as err:
         raise UsageProblem(str(err)) from None
     click.echo(f"wrote {len(written)} sidecar index(es); {total - len(written)} shard(s) had one already")
+
+
+@main.command("preview")
+@click.argument("source")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="replicas.png", show_default=True,
+              help="PNG to write.")
+@click.option("--recipe", type=click.Choice(list(RECIPE_NAMES)), default="imagenet", show_default=True)
+@click.option("-M", "--aug-repeats", default=8, show_default=True, help="Replicas per image (columns after the original).")
+@click.option("-n", "--images", default=6, show_default=True, help="Images (rows).")
+@click.option("--image-size", default=160, show_default=True, help="Side of each tile.")
+@click.option("--interpolation", type=click.Choice(["bilinear", "bicubic", "nearest"]), default="bilinear", show_default=True)
+@click.option("--random-erase", default=0.0, show_default=True, help="Random erasing probability per replica.")
+@click.option("--ra-magnitude", default=9, show_default=True, help="RandAugment magnitude (recipe randaugment).")
+@click.option("--seed", default=0, show_default=True, help="Which images, and which draws.")
+def preview_command(source, out, recipe, aug_repeats, images, image_size, interpolation, random_erase, ra_magnitude, seed):
+    """Write a grid of images from SOURCE, each original followed by its M replicas.
+
+    SOURCE is what the loaders take: an ImageFolder tree, a .txt file list, .tar shards or
+    .parquet files (a path or a pattern). The replicas are denormalized: what the model sees.
+    """
+    from .preview import save_replica_grid
+
+    try:
+        path = save_replica_grid(out, source, images=images, aug_repeats=aug_repeats, recipe=recipe, image_size=image_size,
+                                 seed=seed, interpolation=interpolation, random_erase=random_erase, ra_magnitude=ra_magnitude)
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as err:
+        raise UsageProblem(str(err)) from None
+    click.echo(f"wrote {path}: {images} image(s), each with {aug_repeats} replica(s) of recipe {recipe}")
 
 
 @main.command("probe-decode")
