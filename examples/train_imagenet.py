@@ -59,6 +59,9 @@ def get_args(argv=None):
     parser.add_argument("--val-crop-size", type=int, default=224)
     parser.add_argument("--val-resize-size", type=int, default=256)
     parser.add_argument("--interpolation", default="bilinear", help="bilinear, bicubic or nearest")
+    parser.add_argument("--ra-sampler", action="store_true", help="torchvision's repeated-augmentation epochs: "
+                        "-M must equal --ra-reps; each step takes -b / K images, K replicas each (dali-ba backend)")
+    parser.add_argument("--ra-reps", type=int, default=3, help="K, with --ra-sampler")
     parser.add_argument("-j", "--workers", type=int, default=None, help="DALI threads / DataLoader workers")
     parser.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
     parser.add_argument("--channels-last", action="store_true")
@@ -72,6 +75,9 @@ def get_args(argv=None):
     parser.add_argument("--sample-log", default="", help="folder: each rank appends the samples of every step it "
                         "trained on to samples-rank<R>.txt (dali-ba backend; for audits)")
     args = parser.parse_args(argv)
+    if args.ra_sampler and args.data_backend != "dali-ba":
+        parser.error("--ra-sampler needs --data-backend dali-ba (this script's torchvision backend has no RASampler; "
+                     "torchvision's own train.py has one)")
     if args.sample_log and args.data_backend != "dali-ba":
         parser.error("--sample-log needs --data-backend dali-ba (the torchvision backend does not say which samples a batch holds)")
     return args

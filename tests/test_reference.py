@@ -267,6 +267,9 @@ def test_training_script_takes_torchvisions_recipe_flags(imagenet_tree, tmp_path
     refused = subprocess.run([sys.executable, ROOT / "examples" / "train_imagenet.py", imagenet_tree, "--auto-augment", "augmix",
                               "--device", "cpu"], capture_output=True, text=True, timeout=240)
     assert refused.returncode != 0 and "--auto-augment augmix has no dali-ba recipe" in refused.stderr
+    refused = subprocess.run([sys.executable, ROOT / "examples" / "train_imagenet.py", imagenet_tree, "--ra-sampler",
+                              "--data-backend", "torchvision"], capture_output=True, text=True, timeout=240)
+    assert refused.returncode == 2 and "--ra-sampler needs --data-backend dali-ba" in refused.stderr
 
 
 #: torchvision's published recipes (references/classification/README.md, and the ResNet-50 V2
