@@ -32,14 +32,21 @@ def mean_abs(a, b):
     return (a - b).abs().mean().item()
 
 
-@pytest.mark.parametrize("resize, crop", [(None, 224), (232, 224), (160, 128)])
-def test_val_is_torchvisions_resize_and_center_crop(tmp_path, resize, crop):
+def photos(tmp_path, suffix: str = "png", seed: int = 0, **save):
+    """One photo-like image of each of VAL_SIZES in an ImageFolder tree (one class); returns its root."""
     folder = tmp_path / "photos" / "c"
     folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for k, (w, h) in enumerate(VAL_SIZES):
-        Image.fromarray(natural_image(rng, w, h)).save(folder / f"{k:02d}.png")
-    loader = ImageFolderLoader(tmp_path / "photos", batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", device="cpu",
+        Image.fromarray(natural_image(rng, w, h)).save(folder / f"{k:02d}.{suffix}", **save)
+    return tmp_path / "photos"
+
+
+@pytest.mark.parametrize("resize, crop", [(None, 224), (232, 224), (160, 128)])
+def test_val_is_torchvisions_resize_and_center_crop(tmp_path, resize, crop):
+    root = photos(tmp_path)
+    folder = root / "c"
+    loader = ImageFolderLoader(root, batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", device="cpu",
                                shuffle=False, drop_last=False, image_size=crop, resize_size=resize)
     images, _ = next(iter(loader))
     resize = resize or 256  # torchvision's reference default for a 224 crop
@@ -58,12 +65,9 @@ def test_val_is_torchvisions_resize_and_center_crop(tmp_path, resize, crop):
 
 
 def test_bicubic_val_is_torchvisions_bicubic_not_its_bilinear(tmp_path):
-    folder = tmp_path / "photos" / "c"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for k, (w, h) in enumerate(VAL_SIZES):
-        Image.fromarray(natural_image(rng, w, h)).save(folder / f"{k:02d}.png")
-    loader = ImageFolderLoader(tmp_path / "photos", batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", device="cpu",
+    root = photos(tmp_path)
+    folder = root / "c"
+    loader = ImageFolderLoader(root, batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", device="cpu",
                                shuffle=False, drop_last=False, interpolation="bicubic")
     images, _ = next(iter(loader))
 
@@ -86,14 +90,11 @@ def test_bicubic_val_is_torchvisions_bicubic_not_its_bilinear(tmp_path):
 @pytest.mark.gpu
 def test_val_on_the_gpu_decodes_jpegs_as_close_to_torchvision_as_the_cpu_path(tmp_path):
     """JPEGs (4:2:0 chroma) show the decoder's upsampling; the CPU path (libjpeg-turbo, as PIL) is the yardstick."""
-    folder = tmp_path / "photos" / "c"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    for k, (w, h) in enumerate(VAL_SIZES):
-        Image.fromarray(natural_image(rng, w, h)).save(folder / f"{k:02d}.jpg", quality=90, subsampling=2)
+    root = photos(tmp_path, "jpg", seed=1, quality=90, subsampling=2)
+    folder = root / "c"
     options = dict(batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", shuffle=False, drop_last=False)
-    cpu, _ = next(iter(ImageFolderLoader(tmp_path / "photos", device="cpu", **options)))
-    gpu, _ = next(iter(ImageFolderLoader(tmp_path / "photos", device="cuda", **options)))
+    cpu, _ = next(iter(ImageFolderLoader(root, device="cpu", **options)))
+    gpu, _ = next(iter(ImageFolderLoader(root, device="cuda", **options)))
     pil = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     gaps = []
     for k, (w, h) in enumerate(VAL_SIZES):
