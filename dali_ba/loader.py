@@ -296,8 +296,9 @@ class BatchAugmentLoader:
         return self._plan.samples_per_shard()
 
     @property
-    def files(self) -> tuple[str, ...]:
-        """The file holding each sample of the data set (all shards), in index order."""
+    def files(self):
+        """The file holding each sample of the data set (all shards), in index order: a read-only
+        sequence of paths (``dataset.StringTable``; ``tuple(loader.files)`` makes a tuple)."""
         return self._index.files
 
     @property
