@@ -232,26 +232,39 @@ def probe_verdict(case: str, device: str, *, run=run_case, simulate_crash: bool 
 
     key = verdict_key(device)
     path = _cache_file(case, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_suffix(".lock"), "a")
+    except OSError as err:  # a read-only cache: probe, and say that every process will
+        import warnings
+
+        warnings.warn(f"cannot keep decode-probe verdicts in {str(path.parent)!r} ({err}); probing in this process "
+                      f"without caching (set DALI_BA_CACHE to a writable folder)", stacklevel=3)
+        return _probe(case, device, key, run, simulate_crash)
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         found = cached_verdict(case, device)
         if found is not None:
             return found
-        tried = []
-        for options in ({}, *WORKAROUNDS):
-            kwargs = {"simulate_crash": True} if simulate_crash else {}
-            outcome = run(case, options, device=device, **kwargs)
-            tried.append(outcome)
-            if outcome.ok:
-                break
-        works = tried[-1].ok
-        verdict = Verdict(case, key["device"], works, tried[-1].options if works else {}, tried, key)
+        verdict = _probe(case, device, key, run, simulate_crash)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(verdict.as_dict(), f, indent=1)
         os.replace(tmp, path)
         return verdict
+
+
+def _probe(case: str, device: str, key: dict, run, simulate_crash: bool) -> Verdict:
+    """Tries ``case`` with each option set until one works."""
+    tried = []
+    for options in ({}, *WORKAROUNDS):
+        kwargs = {"simulate_crash": True} if simulate_crash else {}
+        outcome = run(case, options, device=device, **kwargs)
+        tried.append(outcome)
+        if outcome.ok:
+            break
+    works = tried[-1].ok
+    return Verdict(case, key["device"], works, tried[-1].options if works else {}, tried, key)
 
 
 class RegionDecodeWarning(UserWarning):

@@ -184,3 +184,12 @@ def test_the_command_probes_every_case_and_writes_its_report(tmp_path):
     crashed = report["verdicts"]["random_crop"]
     assert not crashed["works"] and {o["signal"] for o in crashed["tried"]} == {"SIGSEGV"}
     assert "random_crop: fails with every option set" in done.stdout
+
+
+def test_a_cache_that_cannot_be_written_probes_without_it(fake_gpu, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DALI_BA_CACHE", str(blocker))
+    with pytest.warns(UserWarning, match="cannot keep decode-probe verdicts"):
+        verdict = probe_verdict("region", "cuda:0", run=lambda case, options, device: outcome(case, options, True))
+    assert verdict.works
