@@ -88,20 +88,23 @@ def test_bicubic_val_is_torchvisions_bicubic_not_its_bilinear(tmp_path):
 
 
 @pytest.mark.gpu
-def test_val_on_the_gpu_decodes_jpegs_as_close_to_torchvision_as_the_cpu_path(tmp_path):
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_val_on_the_gpu_decodes_jpegs_as_close_to_torchvision_as_the_cpu_path(tmp_path, mode):
     """JPEGs (4:2:0 chroma) show the decoder's upsampling; the CPU path (libjpeg-turbo, as PIL) is the yardstick."""
     root = photos(tmp_path, "jpg", seed=1, quality=90, subsampling=2)
     folder = root / "c"
-    options = dict(batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", shuffle=False, drop_last=False)
+    options = dict(batch_size=len(VAL_SIZES), aug_repeats=1, recipe="val", shuffle=False, drop_last=False, interpolation=mode)
     cpu, _ = next(iter(ImageFolderLoader(root, device="cpu", **options)))
     gpu, _ = next(iter(ImageFolderLoader(root, device="cuda", **options)))
-    pil = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    pil = T.Compose([T.Resize(256, interpolation=T.InterpolationMode(mode)), T.CenterCrop(224), T.ToTensor(),
+                     T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     gaps = []
     for k, (w, h) in enumerate(VAL_SIZES):
         reference = pil(Image.open(folder / f"{k:02d}.jpg").convert("RGB"))
         gaps.append((mean_abs(cpu[k], reference), mean_abs(gpu[k].float().cpu(), reference), mean_abs(gpu[k].float().cpu(), cpu[k])))
     gaps = np.array(gaps)
-    print(f"val on JPEGs, mean |ours - torchvision| in normalized units: CPU {gaps[:, 0].mean():.5f}, GPU {gaps[:, 1].mean():.5f}; "
+    print(f"val ({mode}) on JPEGs, mean |ours - torchvision| in normalized units: CPU {gaps[:, 0].mean():.5f}, "
+          f"GPU {gaps[:, 1].mean():.5f}; "
           f"GPU vs CPU {gaps[:, 2].mean():.5f} (worst image {gaps[:, 2].max():.5f})")
     assert gaps[:, 1].mean() <= 1.5 * gaps[:, 0].mean() + 2e-3
 
