@@ -16,6 +16,7 @@ from .imagenet import imagenet_loaders
 from .loader import BatchAugmentLoader, FileListLoader, ImageFolderLoader, ParquetLoader, TarShardLoader
 from .recipes import RECIPES
 from .shards import expand_shards, index_tar_shards, make_shards
+from .storage import StorageError
 
 __all__ = [
     "IMG_EXTENSIONS",
@@ -28,6 +29,7 @@ __all__ = [
     "ParquetLoader",
     "SampleIndex",
     "SkippedFileWarning",
+    "StorageError",
     "TarShardLoader",
     "__version__",
     "expand_shards",

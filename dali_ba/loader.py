@@ -510,14 +510,20 @@ class TarShardLoader(BatchAugmentLoader):
     each image is read with one positioned read, so epochs are exact permutations over all samples
     of all shards, as with :class:`ImageFolderLoader`. Errors name the shard and the key.
 
+    Shards may be URLs (``"https://host/train-{000000..000146}.tar"``, ``s3://...``): they are read
+    through ``fsspec`` (``pip install dali-ba[remote]``; ``storage_options`` go to its filesystem),
+    indexed from their sidecars and cached locally, and each image is one ranged request, with a
+    time limit and retries (``storage.py``).
+
     Raises:
         FileNotFoundError: A shard is missing or a pattern matches nothing.
         ValueError: A sample has no image, no label or a label that is not an integer >= 0.
+        StorageError: A URL cannot be read (404 and 403 at once, others after retries); it is named.
     """
 
-    def __init__(self, shards, **options):
+    def __init__(self, shards, *, storage_options: dict | None = None, **options):
         LoaderConfig(**options)  # bad options fail before any data is scanned
-        super().__init__(index_tar_shards(shards), **options)
+        super().__init__(index_tar_shards(shards, storage_options=storage_options), **options)
 
 
 class FileListLoader(BatchAugmentLoader):

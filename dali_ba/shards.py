@@ -27,6 +27,7 @@ import os
 import re
 import tarfile
 import tempfile
+import time
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,7 @@ import numpy as np
 
 from .config import cache_dir
 from .dataset import IMG_EXTENSIONS, SampleIndex, StringTable, indexed_by_label
+from .storage import RemoteStore, is_url, redact
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ def expand_shards(shards, *, what: str = "tar shard", param: str = "shards") -> 
         raise TypeError(f"{param} must be a path, a pattern or a list of them, but got {shards!r}")
     paths: list[str] = []
     for pattern in map(os.fspath, shards):
+        if is_url(pattern):  # checked where they are read (one request each), not here
+            paths.extend(_brace_expand(pattern))
+            continue
         for name in _brace_expand(os.path.expanduser(pattern)):
             if glob.has_magic(name):
                 found = sorted(glob.glob(name))
@@ -93,7 +98,7 @@ def _brace_expand(pattern: str) -> list[str]:
     return [expanded for n in range(int(first), int(last) + 1) for expanded in _brace_expand(f"{head}{n:0{width}d}{tail}")]
 
 
-def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8) -> SampleIndex:
+def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storage_options: dict | None = None) -> SampleIndex:
     """Indexes tar shards (see the module docstring) into one :class:`SampleIndex`.
 
     Each shard's index comes from the index cache (``cache_dir()/tar-index``), else from its
@@ -105,35 +110,141 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8) -> Sam
     OS releases if its holder dies).
 
     Args:
-        shards: As :func:`expand_shards` takes it.
+        shards: As :func:`expand_shards` takes it, or URLs (``https://``, ``s3://``, ... with brace
+            ranges; see ``storage.py``): their samples are then read with one ranged request each.
         use_cache: Read and write the per-shard index cache.
         threads: Shards indexed at once (reads wait on storage).
+        storage_options: For URLs: passed to their ``fsspec`` filesystem (credentials, endpoint).
 
     Raises:
         FileNotFoundError: A shard is missing.
+        StorageError: A URL cannot be read (it is named), after the retries where retrying helps.
         ValueError: A shard is not a tar, or a sample has no image, no label or a label that is
             not an integer >= 0; the message names the shard and the key.
     """
     paths = expand_shards(shards)
+    remote = _remote_store(paths, storage_options)
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
-        parts = list(pool.map(lambda path: _shard_index(path, use_cache, wait=False), paths))
-        late = [k for k, part in enumerate(parts) if part is None]  # another process was indexing them
-        for k, part in zip(late, pool.map(lambda k: _shard_index(paths[k], use_cache, wait=True), late)):
-            parts[k] = part
+        if remote is not None:
+            parts = list(pool.map(lambda url: _remote_shard_index(url, remote, use_cache), paths))
+        else:
+            parts = list(pool.map(lambda path: _shard_index(path, use_cache, wait=False), paths))
+            late = [k for k, part in enumerate(parts) if part is None]  # another process was indexing them
+            for k, part in zip(late, pool.map(lambda k: _shard_index(paths[k], use_cache, wait=True), late)):
+                parts[k] = part
     counts = [len(part.offsets) for part in parts]
     if not sum(counts):
         raise ValueError(f"the {len(paths)} tar shard(s) starting with {paths[0]!r} hold no sample")
     blob_starts = np.cumsum([0] + [len(part.key_blob) for part in parts[:-1]])
     ends = np.concatenate([part.key_ends.astype(np.int64) + start for part, start in zip(parts, blob_starts)])
     blob = b"".join(part.key_blob for part in parts)
+    files = StringTable.repeated(paths, counts)
+    keys = StringTable.from_suffixes(blob, ends.astype(np.uint32 if len(blob) < 2**32 else np.uint64))
+    offsets, sizes = np.concatenate([part.offsets for part in parts]), np.concatenate([part.sizes for part in parts])
     return indexed_by_label(
-        root=paths[0],
-        files=StringTable.repeated(paths, counts),
+        root=redact(paths[0]) if remote is not None else paths[0],
+        files=files,
         labels=np.concatenate([part.labels for part in parts]),
-        offsets=np.concatenate([part.offsets for part in parts]),
-        sizes=np.concatenate([part.sizes for part in parts]),
-        keys=StringTable.from_suffixes(blob, ends.astype(np.uint32 if len(blob) < 2**32 else np.uint64)),
+        offsets=offsets,
+        sizes=sizes,
+        keys=keys,
+        store=RemoteTarSamples(remote, files, offsets, sizes, keys) if remote is not None else None,
     )
+
+
+# -- shards behind URLs --------------------------------------------------------------------------------
+
+
+class RemoteTarSamples:
+    """The samples of tar shards behind URLs: each image one ranged request (``storage.RemoteStore``)."""
+
+    container = "tar shard"
+
+    def __init__(self, remote: RemoteStore, files, offsets, sizes, keys):
+        self.remote, self._files, self._offsets, self._sizes, self._keys = remote, files, offsets, sizes, keys
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes received from the store so far (the index's requests included)."""
+        return self.remote.stats.bytes
+
+    def read(self, i: int) -> np.ndarray:
+        data = self.remote.read(self._files[i], int(self._offsets[i]), int(self._sizes[i]))
+        return np.frombuffer(data, dtype=np.uint8)
+
+    def key(self, i: int) -> str:
+        return self._keys[i]
+
+    def clear(self) -> None:
+        """Nothing is cached here (the bench calls this on stores)."""
+
+
+def _remote_store(paths: list[str], storage_options: dict | None) -> RemoteStore | None:
+    urls = [is_url(path) for path in paths]
+    if not any(urls):
+        if storage_options:
+            raise ValueError("storage_options are for URLs (s3://, gs://, hf://, https://...), but the shards are local paths")
+        return None
+    if not all(urls) or len({path.split("://", 1)[0] for path in paths}) > 1:
+        raise ValueError("the shards mix local paths and URLs, or URLs of several stores; give the shards of one store")
+    return RemoteStore(paths[0], storage_options)
+
+
+def _remote_shard_index(url: str, remote: RemoteStore, use_cache: bool) -> ShardIndex:
+    """One remote shard's index: from the local cache (keyed by URL, size and version tag), else
+    its sidecar (one request, then one small ranged request per label, many at once), else one
+    streaming pass over the whole shard (logged with its cost)."""
+    info = remote.info(url)
+    digest = hashlib.sha1(url.encode()).hexdigest()[:20]
+    version = hashlib.sha1(info["version"].encode()).hexdigest()[:12]
+    cached = cache_dir() / "tar-index" / f"{digest}-{info['size']}-{version}-v{INDEX_VERSION}.npz" if use_cache else None
+    found = _load_cached(cached) if cached is not None and cached.exists() else None
+    if found is not None:
+        return found
+    sidecar = url[: url.rfind(".")] + ".idx" if url.rfind(".") > url.rfind("/") else url + ".idx"
+    index = None
+    if remote.exists(sidecar):
+        lines = remote.read(sidecar).decode("utf-8", "surrogateescape").splitlines()
+        head = lines[0].split() if lines else []
+        if len(head) == 2 and head[0] == SIDECAR_VERSION and len(lines) - 1 == int(head[1]):
+            index = _remote_sidecar(url, lines[1:], remote, info["size"])
+        else:
+            warnings.warn(f"ignoring the sidecar index {redact(sidecar)}: not a {SIDECAR_VERSION} index", stacklevel=4)
+    if index is None:
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            local = os.path.join(folder, "shard.tar")
+            with open(local, "wb") as f:
+                f.write(remote.read(url))
+            index = _samples(url, _walk_tar(local))
+        log.warning("indexed %s by reading all of it (%.1f MB in %.1f s): no sidecar index; dali-ba index-shards writes "
+                    "them", redact(url), info["size"] / 1e6, time.perf_counter() - start)
+        INDEXED["walk"] += 1
+    else:
+        INDEXED["sidecar"] += 1
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        _write_cache(cached, index, redact(url))
+    return index
+
+
+def _remote_sidecar(url: str, lines: list[str], remote: RemoteStore, total: int) -> ShardIndex:
+    members = []
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) % 4:
+            raise ValueError(f"sidecar of {redact(url)}: a line of {len(fields)} fields, expected groups of 4: {line[:80]!r}")
+        for k in range(0, len(fields), 4):
+            offset, size = int(fields[k + 1]), int(fields[k + 2])
+            if offset + size > total:
+                raise ValueError(f"sidecar of {redact(url)}: member {fields[k + 3]!r} ends past the shard's {total} bytes")
+            members.append([fields[k + 3], offset, size, fields[k].lower() == LABEL_EXTENSION])
+    labels = [m for m in members if m[3]]
+    with ThreadPoolExecutor(32) as pool:  # the labels' requests in flight together: one round trip, not one each
+        for member, data in zip(labels, pool.map(lambda m: remote.read(url, m[1], m[2]), labels)):
+            member[3] = data
+    return _samples(url, [(name, offset, size, label if label is not False else None)
+                          for name, offset, size, label in members])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,196 @@
+"""Tar shards read straight from an HTTP server (nginx, started here): exact epochs, errors named.
+
+nginx serves ranges as object stores do; its access log counts the requests. The tests skip where
+nginx is not installed (``.ci/run`` installs Debian's ``nginx-light``).
+"""
+
+import shutil
+import sys
+import socket
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import identify
+from dali_ba import TarShardLoader
+from dali_ba.dataset import scan_image_folder
+from dali_ba.shards import make_shards, sample_key, sidecar_path
+from dali_ba.storage import RemoteStore, StorageError
+
+NGINX = shutil.which("nginx") or (shutil.which("nginx", path="/usr/sbin"))
+pytestmark = pytest.mark.skipif(NGINX is None, reason="needs nginx (apt-get install nginx-light; .ci/run installs it)")
+
+
+class Nginx:
+    """An nginx serving ``root`` on a free loopback port, stopped and started at will."""
+
+    def __init__(self, root, work):
+        self.root, self.work = root, work
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        (work / "nginx.conf").write_text(f"""
+user root;
+daemon off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log {work}/access.log;
+    client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work};
+    uwsgi_temp_path {work}; scgi_temp_path {work};
+    server {{ listen 127.0.0.1:{self.port}; root {root}; location / {{ }} }}
+}}
+""")
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.process = subprocess.Popen([NGINX, "-c", str(self.work / "nginx.conf"), "-p", str(self.work)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"nginx did not start: {self.process.stderr.read().decode()[-500:]}")
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def requests(self) -> int:
+        log = self.work / "access.log"
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+@pytest.fixture
+def served(color_tree, tmp_path, monkeypatch):
+    """``(server, pattern, truth)``: the 24 colour images as 5 tar shards (with sidecars) behind nginx."""
+    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
+    root, truth = color_tree
+    index = scan_image_folder(root)
+    make_shards(index, tmp_path / "www" / "shards", shard_size=5)
+    by_key = {sample_key(index, i): truth[index.files[i]] for i in range(len(index))}
+    (tmp_path / "nginx").mkdir()
+    server = Nginx(tmp_path / "www", tmp_path / "nginx").start()
+    yield server, f"{server.url}/shards/shard-{{000000..000004}}.tar", by_key
+    server.stop()
+
+
+def make(pattern, **kw):
+    options = dict(batch_size=3, aug_repeats=2, image_size=16, device="cpu", recipe="val", seed=1, num_threads=1,
+                   drop_last=False)
+    options.update(kw)
+    return TarShardLoader(pattern, **options)
+
+
+def test_an_epoch_over_http_is_every_sample_once_at_one_request_each(served):
+    server, pattern, truth = served
+    loader = make(pattern)
+    assert len(loader.dataset) == 24
+    before = server.requests()
+    seen = Counter(f for images, _ in loader for f in identify(images, truth))
+    assert seen == {key: 2 for key in truth}, "each sample once, as its M=2 replicas"
+    assert server.requests() - before == 24, "one ranged request per image, none for the replicas"
+
+
+def test_a_state_saved_mid_epoch_resumes_over_http_exactly_once(served):
+    server, pattern, truth = served
+    loader = make(pattern)
+    epoch = iter(loader)
+    first = [f for _ in range(3) for f in identify(next(epoch)[0], truth)]
+    state = loader.state_dict()
+    again = make(pattern, seed=9)
+    again.load_state_dict(state)
+    rest = [f for images, _ in again for f in identify(images, truth)]
+    assert Counter(first + rest) == {key: 2 for key in truth}
+
+
+def test_shards_without_sidecars_are_indexed_by_one_pass_each(served, caplog):
+    server, pattern, truth = served
+    for sidecar in (server.root / "shards").glob("*.idx"):
+        sidecar.unlink()
+    with caplog.at_level("WARNING"):
+        loader = make(pattern)
+    assert "by reading all of it" in caplog.text and "index-shards" in caplog.text
+    assert Counter(f for images, _ in loader for f in identify(images, truth)) == {key: 2 for key in truth}
+
+
+def test_an_index_is_cached_by_url_and_version(served):
+    server, pattern, _ = served
+    make(pattern)
+    before = server.requests()
+    make(pattern)
+    assert server.requests() - before == 5, "one metadata request per shard, nothing else"
+
+
+def test_a_missing_shard_is_named_before_the_first_batch(served):
+    server, _, _ = served
+    with pytest.raises(StorageError, match=r"http://127\.0\.0\.1:\d+/shards/shard-000005\.tar does not exist \(404\)"):
+        make(f"{server.url}/shards/shard-{{000004..000005}}.tar")
+
+
+def test_credentials_never_appear_in_an_error(served):
+    server, _, _ = served
+    url = f"http://alice:s3cr3t-token@127.0.0.1:{server.port}/shards/missing.tar"
+    with pytest.raises(StorageError) as caught:
+        make(url)
+    assert "s3cr3t-token" not in str(caught.value) and "alice" not in str(caught.value)
+    assert "missing.tar does not exist" in str(caught.value)
+
+
+def test_a_server_that_stops_mid_epoch_is_an_error_then_the_rest_resumes_exactly_once(served, monkeypatch):
+    import dali_ba.storage as storage
+
+    monkeypatch.setattr(storage, "BACKOFF_S", 0.01)
+    server, pattern, truth = served
+    loader = make(pattern)
+    epoch = iter(loader)
+    first = [f for _ in range(2) for f in identify(next(epoch)[0], truth)]
+    state = loader.state_dict()
+    server.stop()
+    with pytest.raises((StorageError, OSError), match=r"could not read http://127\.0\.0\.1:\d+/shards/shard-\d+\.tar bytes \d+-\d+"):
+        for _ in epoch:
+            pass
+    server.start()
+    again = make(pattern)
+    again.load_state_dict(state)
+    rest = [f for images, _ in again for f in identify(images, truth)]
+    assert Counter(first + rest) == {key: 2 for key in truth}
+
+
+def test_a_body_cut_short_is_read_again(served, monkeypatch):
+    server, _, _ = served
+    store = RemoteStore(server.url)
+    real = store._cat
+    calls = []
+
+    def cut_once(url, start, end):
+        data = real(url, start, end)
+        calls.append(len(data))
+        return data[: len(data) // 2] if len(calls) == 1 else data
+
+    monkeypatch.setattr(store, "_cat", cut_once)
+    url = f"{server.url}/shards/shard-000000.tar"
+    assert store.read(url, 512, 100) == (server.root / "shards" / "shard-000000.tar").read_bytes()[512:612]
+    assert calls == [100, 100] and store.stats.retries == 1
+    assert sidecar_path(server.root / "shards" / "shard-000000.tar").exists()
+
+
+def test_local_paths_import_nothing_new_and_refuse_storage_options(tmp_path):
+    done = subprocess.run([sys.executable, "-c", "import sys, dali_ba; print('fsspec' in sys.modules, 'aiohttp' in sys.modules)"],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
+    (tmp_path / "x.tar").touch()
+    with pytest.raises(ValueError, match="storage_options are for URLs"):
+        TarShardLoader(str(tmp_path / "x.tar"), storage_options={"key": "k"})
