@@ -40,7 +40,16 @@ def redact(text: str) -> str:
 
 
 class StorageError(OSError):
-    """A remote read failed for good: after its retries, or at once for 403/404. Names the URL."""
+    """A remote read failed for good: after its retries, or at once for 403/404. Names the URL;
+    ``status`` is the HTTP status where there was one."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class _ShortRead(Exception):
+    """A body that ended before its range did (a dropped connection): worth reading again."""
 
 
 @dataclass
@@ -90,58 +99,64 @@ class RemoteStore:
         """
         end = None if offset is None else offset + size
         where = redact(url) + (f" bytes {offset}-{end - 1}" if offset is not None else "")
-        delay = BACKOFF_S
-        for attempt in range(1, self.attempts + 1):
-            self._count(requests=1)
-            try:
-                data = self._cat(url, offset, end)
-            except FileNotFoundError:
-                raise StorageError(f"{redact(url)} does not exist (404)") from None
-            except Exception as err:  # noqa: BLE001 (sorted below: worth retrying or not)
-                status = getattr(err, "status", None) or getattr(getattr(err, "response", None), "status_code", None)
-                if status in (401, 403) or isinstance(err, PermissionError):
-                    raise StorageError(f"{redact(url)}: access denied ({status or 'forbidden'}); check the credentials "
-                                       f"of storage_options or the environment") from None
-                if status is not None and status not in _RETRY_STATUS:
-                    raise StorageError(f"could not read {where}: HTTP {status}") from None
-                if attempt == self.attempts:
-                    raise StorageError(f"could not read {where} after {attempt} tries: {redact(_describe(err))}") from None
-                self._count(retries=1)
-                time.sleep(delay + random.uniform(0, delay))
-                delay *= 2
-                continue
-            if size is not None and len(data) != size:
-                if attempt == self.attempts or len(data) > size:  # more than asked: the server ignored the range
-                    raise StorageError(f"could not read {where}: got {len(data)} bytes, expected {size}"
-                                       + ("; the server does not honour range requests" if len(data) > size else ""))
-                self._count(retries=1)  # a body cut short: read it again
-                continue
-            self._count(bytes=len(data))
-            return data
-        raise AssertionError("unreachable")
 
-    def size(self, url: str) -> int:
-        """The object's size in bytes (one request)."""
-        return int(self.info(url)["size"])
+        def attempt():
+            data = self._cat(url, offset, end)
+            if size is not None and len(data) != size:
+                if len(data) > size:  # more than asked: the server ignored the range
+                    raise StorageError(f"could not read {where}: got {len(data)} bytes, expected {size}; the server does "
+                                       f"not honour range requests")
+                raise _ShortRead(f"got {len(data)} of {size} bytes")  # a body cut short: read it again
+            return data
+
+        data = self._retrying(where, url, attempt)
+        self._count(bytes=len(data))
+        return data
 
     def info(self, url: str) -> dict:
-        """The object's size and version tag (``ETag`` or mtime, where the store gives one)."""
-        self._count(requests=1)
-        try:
-            info = self.fs.info(url)
-        except FileNotFoundError:
-            raise StorageError(f"{redact(url)} does not exist (404)") from None
-        except PermissionError:
-            raise StorageError(f"{redact(url)}: access denied; check the credentials") from None
+        """The object's size and version tag (``ETag`` or mtime, where the store gives one).
+
+        Raises:
+            StorageError: As :meth:`read`; ``FileNotFoundError``-like 404 included.
+        """
+        info = self._retrying(redact(url), url, lambda: self.fs.info(url))
         version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
         return {"size": int(info.get("size") or 0), "version": str(version).strip('"')}
 
     def exists(self, url: str) -> bool:
-        self._count(requests=1)
+        """Whether ``url`` exists: a 404 says no; other failures are retried, then raised."""
         try:
-            return bool(self.fs.exists(url))
-        except Exception:  # noqa: BLE001 (a store that cannot say: treat as absent)
-            return False
+            self.info(url)
+        except StorageError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def _retrying(self, where: str, url: str, call):
+        delay = BACKOFF_S
+        for attempt in range(1, self.attempts + 1):
+            self._count(requests=1)
+            try:
+                return call()
+            except StorageError:
+                raise
+            except FileNotFoundError:
+                raise StorageError(f"{redact(url)} does not exist (404)", status=404) from None
+            except Exception as err:  # noqa: BLE001 (sorted below: worth retrying or not)
+                status = getattr(err, "status", None) or getattr(getattr(err, "response", None), "status_code", None)
+                if status in (401, 403) or isinstance(err, PermissionError):
+                    raise StorageError(f"{redact(url)}: access denied ({status or 'forbidden'}); check the credentials "
+                                       f"of storage_options or the environment", status=status or 403) from None
+                if status is not None and status not in _RETRY_STATUS:
+                    raise StorageError(f"could not read {where}: HTTP {status}", status=status) from None
+                if attempt == self.attempts:
+                    raise StorageError(f"could not read {where} after {attempt} tries: {redact(_describe(err))}",
+                                       status=status) from None
+                self._count(retries=1)
+                time.sleep(delay + random.uniform(0, delay))
+                delay *= 2
+        raise AssertionError("unreachable")
 
     def _cat(self, url: str, start, end) -> bytes:
         fs = self.fs

@@ -194,3 +194,21 @@ def test_local_paths_import_nothing_new_and_refuse_storage_options(tmp_path):
     (tmp_path / "x.tar").touch()
     with pytest.raises(ValueError, match="storage_options are for URLs"):
         TarShardLoader(str(tmp_path / "x.tar"), storage_options={"key": "k"})
+
+
+def test_an_epoch_through_503s_and_dropped_connections_is_every_sample_once(served, monkeypatch):
+    """10% of requests answered 503, 2% cut mid-body (never more than twice in a row): retries absorb them."""
+    import dali_ba.storage as storage
+    from faulty_proxy import FaultyProxy
+
+    monkeypatch.setattr(storage, "BACKOFF_S", 0.01)
+    server, pattern, truth = served
+    proxy = FaultyProxy(server.port, unavailable=0.10, dropped=0.02, seed=44)  # a seed whose draws drop early
+    try:
+        loader = make(pattern.replace(server.url, proxy.url))
+        seen = Counter(f for _ in range(2) for images, _ in loader for f in identify(images, truth))
+        assert seen == {key: 4 for key in truth}, "two epochs, each sample once per epoch, as its 2 replicas"
+        assert proxy.counts["503"] > 0 and proxy.counts["dropped"] > 0, proxy.counts
+        assert loader.dataset.store.remote.stats.retries > 0  # (fsspec itself answers some HEAD failures with a GET)
+    finally:
+        proxy.close()
