@@ -102,7 +102,7 @@ class LoaderConfig:
     num_shards: int | None = None
     on_error: str = "raise"
     prefetch: int = 2
-    read_threads: int = 16
+    read_threads: int | None = None
     read_ahead: int = 2
     roi_decode: bool | str = "auto"
     resample: str = "auto"
@@ -116,7 +116,8 @@ class LoaderConfig:
         _check_positive_int("aug_repeats", self.aug_repeats)
         _check_positive_int("image_size", self.image_size)
         _check_positive_int("prefetch", self.prefetch)
-        _check_positive_int("read_threads", self.read_threads)
+        if self.read_threads is not None:
+            _check_positive_int("read_threads", self.read_threads)
         _check_positive_int("read_ahead", self.read_ahead)
         if self.num_threads is not None:
             _check_positive_int("num_threads", self.num_threads)

@@ -96,7 +96,8 @@ class BatchAugmentLoader:
             :class:`DecodeError` naming it; ``"skip"`` leaves it out (its batch is one smaller)
             with a :class:`SkippedFileWarning` naming it.
         prefetch: Batches decoded ahead of the one being consumed.
-        read_threads: Threads reading samples from storage.
+        read_threads: Threads reading samples from storage; ``None`` is 16 for files, and 64 for
+            URLs (a request waits on a round trip, so more are kept in flight).
         read_ahead: Batches read ahead of the one DALI takes next (bounds the memory of reads).
         roi_decode: For recipes that start with a random-resized crop, decode only the part of
             each image that its M replicas' windows cover; ``False`` decodes whole images.
@@ -152,7 +153,7 @@ class BatchAugmentLoader:
         num_shards: int | None = None,
         on_error: str = "raise",
         prefetch: int = 2,
-        read_threads: int = 16,
+        read_threads: int | None = None,
         read_ahead: int = 2,
         roi_decode: bool | str = "auto",
         resample: str = "auto",
@@ -264,7 +265,8 @@ class BatchAugmentLoader:
                 gpu_options=gpu_options,
                 random_erase=config.random_erase,
             ),
-            reader=ReadAhead(index.read, threads=config.read_threads, depth=config.read_ahead),
+            reader=ReadAhead(index.read, threads=config.read_threads or (64 if _remote(index) else 16),
+                             depth=config.read_ahead),
             finish=finish,
             on_error=config.on_error,
             device=self.device,
@@ -482,6 +484,11 @@ class BatchAugmentLoader:
                 # The epoch was left (a `break`, an exception in the loop): its reads ahead stop
                 # now, not at the next iter(loader).
                 self._feed.stop()
+
+
+def _remote(index: SampleIndex) -> bool:
+    """Whether the samples are read from URLs (each read a round trip)."""
+    return getattr(index.store, "remote", None) is not None
 
 
 class ImageFolderLoader(BatchAugmentLoader):

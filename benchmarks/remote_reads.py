@@ -1,0 +1,140 @@
+"""dali-ba over tar shards behind a URL with injected latency, against the same shards on disk.
+
+    .venv/bin/python benchmarks/remote_reads.py [DATA_DIR] [--latency-ms 0,5,20,50] [-M 1,4] [--rounds 2]
+        [--out benchmarks/results/remote-reads.json]
+
+The shards are the bench's tar copy of DATA_DIR (the bench's ImageNet-like set by default),
+sidecars included. They are served by an aiohttp static-file server, in a process of its own,
+that holds every response back by the given latency before its first byte, as object stores do
+(this machine's kernel has no netem). For each latency, dali-ba at each M runs over the URL shards
+and over the same shards on disk, alternately, ``--rounds`` times: steps/s (median of 5-step
+windows over the timed steps), requests per effective image, and the reads in flight
+(``read_threads``, default settings otherwise). B=32, 224 px, CPU, warm page cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import parse_args  # noqa: F401 (the shared DATA_DIR default)
+
+
+def serve(root: str, port: int, delay_ms: float) -> None:
+    """The server process: static files with ranges, each response after ``delay_ms``."""
+    import asyncio
+
+    from aiohttp import web
+
+    @web.middleware
+    async def latency(request, handler):
+        await asyncio.sleep(delay_ms / 1000)
+        return await handler(request)
+
+    app = web.Application(middlewares=[latency])
+    app.router.add_static("/", root)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+class Server:
+    def __init__(self, root: Path, delay_ms: float):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.process = subprocess.Popen([sys.executable, __file__, "--serve", str(root), str(self.port), str(delay_ms)])
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the server did not start")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def measure(source: str, m: int, steps: int, warmup: int) -> dict:
+    from dali_ba import TarShardLoader
+
+    loader = TarShardLoader(source, batch_size=32, aug_repeats=m, device="cpu", seed=0)
+    batches = iter(loader)
+    for _ in range(warmup):
+        next(batches)
+    store = loader.dataset.store
+    requests0 = store.remote.stats.requests if store is not None else 0
+    times = []
+    start = time.perf_counter()
+    for _ in range(steps):
+        try:
+            next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            next(batches)
+        now = time.perf_counter()
+        times.append(now - start)
+        start = now
+    requests = (store.remote.stats.requests - requests0) if store is not None else None
+    threads = loader._feed._reader._threads if hasattr(loader._feed._reader, "_threads") else None
+    loader.close()
+    windows = [5 / sum(times[k:k + 5]) for k in range(len(times) - 4)]
+    return {"steps_per_s": statistics.median(windows), "effective_images_per_s": statistics.median(windows) * 32 * m,
+            "requests_per_effective_image": requests / (steps * 32 * m) if requests is not None else None,
+            "read_threads": threads}
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:
+        serve(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_dir", nargs="?")
+    parser.add_argument("--latency-ms", default="0,5,20,50")
+    parser.add_argument("-M", default="1,4")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    from dali_ba.bench.runner import tar_copy
+    from dali_ba.cli import default_dataset
+    from dali_ba.dataset import scan_image_folder
+
+    copy = tar_copy(scan_image_folder(args.data_dir or default_dataset()))
+    folder = Path(copy.files[0]).parent
+    pattern = f"train-{{000000..{len(set(copy.files)) - 1:06d}}}.tar"
+    rows = []
+    for latency in map(float, args.latency_ms.split(",")):
+        server = Server(folder, latency)
+        try:
+            for m in map(int, args.M.split(",")):
+                runs = {"disk": [], "url": []}
+                for _ in range(args.rounds):
+                    runs["disk"].append(measure(str(folder / pattern), m, args.steps, args.warmup))
+                    runs["url"].append(measure(f"http://127.0.0.1:{server.port}/{pattern}", m, args.steps, args.warmup))
+                disk = statistics.median(r["effective_images_per_s"] for r in runs["disk"])
+                url = statistics.median(r["effective_images_per_s"] for r in runs["url"])
+                row = {"latency_ms": latency, "M": m, "disk_eff_img_s": disk, "url_eff_img_s": url, "url_over_disk": url / disk,
+                       "requests_per_effective_image": runs["url"][0]["requests_per_effective_image"],
+                       "read_threads": runs["url"][0]["read_threads"], "runs": runs}
+                rows.append(row)
+                print(f"latency {latency:4.0f} ms  M={m}  disk {disk:6.0f}  url {url:6.0f} eff img/s  url/disk {url / disk:.2f}  "
+                      f"requests/eff img {row['requests_per_effective_image']:.3f}  reads in flight {row['read_threads']}",
+                      flush=True)
+        finally:
+            server.close()
+    if args.out:
+        args.out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    main()
