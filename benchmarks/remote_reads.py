@@ -62,6 +62,18 @@ class Server:
         self.process.wait(timeout=10)
 
 
+def _nginx(folder: Path):
+    """The tests' nginx (``tests/test_remote.py``) serving ``folder``, with ``port`` and ``close()``."""
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+    from test_remote import Nginx
+
+    server = Nginx(folder, Path(tempfile.mkdtemp())).start()
+    server.close = server.stop
+    return server
+
+
 def measure(source: str, m: int, steps: int, warmup: int) -> dict:
     from dali_ba import TarShardLoader
 
@@ -102,8 +114,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--server", choices=["aiohttp", "nginx"], default="aiohttp",
+                        help="nginx: Debian's nginx, cheaper per request, without injected latency (0 only)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.server == "nginx" and args.latency_ms.strip() != "0":
+        parser.error("--server nginx injects no latency: pass --latency-ms 0")
     from dali_ba.bench.runner import tar_copy
     from dali_ba.cli import default_dataset
     from dali_ba.dataset import scan_image_folder
@@ -113,7 +129,7 @@ def main() -> None:
     pattern = f"train-{{000000..{len(set(copy.files)) - 1:06d}}}.tar"
     rows = []
     for latency in map(float, args.latency_ms.split(",")):
-        server = Server(folder, latency)
+        server = Server(folder, latency) if args.server == "aiohttp" else _nginx(folder)
         try:
             for m in map(int, args.M.split(",")):
                 runs = {"disk": [], "url": []}
