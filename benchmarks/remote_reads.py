@@ -24,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-from common import parse_args  # noqa: F401 (the shared DATA_DIR default)
-
 
 def serve(root: str, port: int, delay_ms: float) -> None:
     """The server process: static files with ranges, each response after ``delay_ms``."""
@@ -152,5 +150,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # the server process inherits it: DALI's deprecation notes aside
     main()
