@@ -72,10 +72,10 @@ def _nginx(folder: Path):
     return server
 
 
-def measure(source: str, m: int, steps: int, warmup: int) -> dict:
+def measure(source: str, m: int, steps: int, warmup: int, **options) -> dict:
     from dali_ba import TarShardLoader
 
-    loader = TarShardLoader(source, batch_size=32, aug_repeats=m, device="cpu", seed=0)
+    loader = TarShardLoader(source, batch_size=32, aug_repeats=m, device="cpu", seed=0, **options)
     batches = iter(loader)
     for _ in range(warmup):
         next(batches)
@@ -114,6 +114,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--server", choices=["aiohttp", "nginx"], default="aiohttp",
                         help="nginx: Debian's nginx, cheaper per request, without injected latency (0 only)")
+    parser.add_argument("--resample", choices=["auto", "dali", "torch"], default="auto",
+                        help="the loader's resample option (where the CPU path makes the replicas)")
+    parser.add_argument("--read-threads", type=int, default=None, help="the loader's read_threads (default: its own)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.server == "nginx" and args.latency_ms.strip() != "0":
@@ -132,8 +135,10 @@ def main() -> None:
             for m in map(int, args.M.split(",")):
                 runs = {"disk": [], "url": []}
                 for _ in range(args.rounds):
-                    runs["disk"].append(measure(str(folder / pattern), m, args.steps, args.warmup))
-                    runs["url"].append(measure(f"http://127.0.0.1:{server.port}/{pattern}", m, args.steps, args.warmup))
+                    options = dict(resample=args.resample, read_threads=args.read_threads)
+                    runs["disk"].append(measure(str(folder / pattern), m, args.steps, args.warmup, **options))
+                    runs["url"].append(measure(f"http://127.0.0.1:{server.port}/{pattern}", m, args.steps, args.warmup,
+                                               **options))
                 disk = statistics.median(r["effective_images_per_s"] for r in runs["disk"])
                 url = statistics.median(r["effective_images_per_s"] for r in runs["url"])
                 row = {"latency_ms": latency, "M": m, "disk_eff_img_s": disk, "url_eff_img_s": url, "url_over_disk": url / disk,
