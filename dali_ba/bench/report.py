@@ -85,9 +85,9 @@ def startup(results: list[Result]) -> str:
             firsts.setdefault(r.loader, []).append(r.first_batch_s)
     if not indexes and not firsts:
         return ""
-    parts = ["index of the " + ", ".join(f"{source} {seconds:.2f} s" for source, seconds in indexes.items())] if indexes else []
+    parts = ["index of the " + ", ".join(f"{source} {seconds:.2g} s" for source, seconds in indexes.items())] if indexes else []
     if firsts:
-        parts.append("loader built to first batch: " + ", ".join(f"{name} {np.median(times):.2f} s" for name, times in firsts.items()))
+        parts.append("loader built to first batch: " + ", ".join(f"{name} {np.median(times):.2g} s" for name, times in firsts.items()))
     return textwrap.fill("Start-up: " + "; ".join(parts) + ".", width=100)
 
 
