@@ -64,7 +64,8 @@ def imagenet_loaders(
         if fixed in options:
             raise ValueError(f"{fixed} is set by imagenet_loaders (train: shuffled, drop_last=True; val: in order, every image once)")
     val_options = {k: v for k, v in options.items() if k not in TRAIN_ONLY}
-    val_options.update(val_interpolation and {"interpolation": val_interpolation} or {})
+    if val_interpolation is not None:
+        val_options["interpolation"] = val_interpolation
     train = ImageFolderLoader(
         root / "train", batch_size=batch_size, aug_repeats=aug_repeats, recipe=recipe, image_size=image_size,
         shuffle=True, drop_last=True, **options,

@@ -204,12 +204,11 @@ def _remote_shard_index(url: str, remote: RemoteStore, use_cache: bool) -> Shard
     sidecar = url[: url.rfind(".")] + ".idx" if url.rfind(".") > url.rfind("/") else url + ".idx"
     index = None
     if remote.exists(sidecar):
-        lines = remote.read(sidecar).decode("utf-8", "surrogateescape").splitlines()
-        head = lines[0].split() if lines else []
-        if len(head) == 2 and head[0] == SIDECAR_VERSION and len(lines) - 1 == int(head[1]):
-            index = _remote_sidecar(url, lines[1:], remote, info["size"])
-        else:
-            warnings.warn(f"ignoring the sidecar index {redact(sidecar)}: not a {SIDECAR_VERSION} index", stacklevel=4)
+        try:
+            lines = _sidecar_lines(remote.read(sidecar).decode("utf-8", "surrogateescape"))
+            index = _remote_sidecar(url, lines, remote, info["size"])
+        except ValueError as err:
+            warnings.warn(f"ignoring the sidecar index {redact(sidecar)}: {err}; reading the whole shard instead", stacklevel=4)
     if index is None:
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
@@ -229,22 +228,13 @@ def _remote_shard_index(url: str, remote: RemoteStore, use_cache: bool) -> Shard
 
 
 def _remote_sidecar(url: str, lines: list[str], remote: RemoteStore, total: int) -> ShardIndex:
-    members = []
-    for line in lines:
-        fields = line.split(" ")
-        if len(fields) % 4:
-            raise ValueError(f"sidecar of {redact(url)}: a line of {len(fields)} fields, expected groups of 4: {line[:80]!r}")
-        for k in range(0, len(fields), 4):
-            offset, size = int(fields[k + 1]), int(fields[k + 2])
-            if offset + size > total:
-                raise ValueError(f"sidecar of {redact(url)}: member {fields[k + 3]!r} ends past the shard's {total} bytes")
-            members.append([fields[k + 3], offset, size, fields[k].lower() == LABEL_EXTENSION])
-    labels = [m for m in members if m[3]]
-    with ThreadPoolExecutor(32) as pool:  # the labels' requests in flight together: one round trip, not one each
-        for member, data in zip(labels, pool.map(lambda m: remote.read(url, m[1], m[2]), labels)):
-            member[3] = data
-    return _samples(url, [(name, offset, size, label if label is not False else None)
-                          for name, offset, size, label in members])
+    """A remote shard's index from its sidecar's sample lines; the labels' small ranges are fetched
+    together (one round trip, not one each)."""
+    members = _sidecar_members(lines, total)
+    labels = [k for k, member in enumerate(members) if member[3]]
+    with ThreadPoolExecutor(32) as pool:
+        data = dict(zip(labels, pool.map(lambda k: remote.read(url, members[k][1], members[k][2]), labels)))
+    return _samples(url, [(name, offset, size, data.get(k)) for k, (name, offset, size, _) in enumerate(members)])
 
 
 @dataclass(frozen=True)
@@ -605,6 +595,40 @@ def write_sidecar(path, sidecar=None) -> Path:
     return sidecar
 
 
+def _sidecar_lines(text: str) -> list[str]:
+    """The sample lines of a sidecar's text, after checking its ``v1.2 <samples>`` first line.
+
+    Raises:
+        ValueError: Another format, or a sample count that is not the number of lines.
+    """
+    lines = text.splitlines()
+    head = lines[0].split() if lines else []
+    if len(head) != 2 or head[0] != SIDECAR_VERSION or not head[1].isdigit():
+        raise ValueError(f"expected a first line '{SIDECAR_VERSION} <samples>', got {' '.join(head)[:40]!r}")
+    if len(lines) - 1 != int(head[1]):
+        raise ValueError(f"it announces {head[1]} samples but lists {len(lines) - 1}")
+    return lines[1:]
+
+
+def _sidecar_members(lines: list[str], total: int) -> list[tuple[str, int, int, bool]]:
+    """``(name, offset, size, is_label)`` of every member the sample lines list, in order.
+
+    Raises:
+        ValueError: A line that is not groups of ``ext offset size name``, or a member past ``total`` bytes.
+    """
+    members = []
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) % 4:
+            raise ValueError(f"a line of {len(fields)} fields, expected groups of 4: {line[:80]!r}")
+        for k in range(0, len(fields), 4):
+            extension, offset, size, name = fields[k], int(fields[k + 1]), int(fields[k + 2]), fields[k + 3]
+            if offset + size > total:
+                raise ValueError(f"member {name!r} ends at byte {offset + size}, past the shard's {total}")
+            members.append((name, offset, size, extension.lower() == LABEL_EXTENSION))
+    return members
+
+
 def _read_sidecar(path: str, sidecar: Path) -> ShardIndex:
     """A shard's index from its sidecar; the labels are read from the shard (one small read each).
 
@@ -612,32 +636,15 @@ def _read_sidecar(path: str, sidecar: Path) -> ShardIndex:
         ValueError: The sidecar is not ``v1.2``, or it names bytes past the shard's end or a
             first member that is not where it says (it belongs to another version of the shard).
     """
-    stat = os.stat(path)
-    with open(sidecar, encoding="utf-8", errors="surrogateescape") as f:
-        head = f.readline().split()
-        if len(head) != 2 or head[0] != SIDECAR_VERSION:
-            raise ValueError(f"expected a first line '{SIDECAR_VERSION} <samples>', got {' '.join(head)[:40]!r}")
-        lines = f.read().splitlines()
-    if len(lines) != int(head[1]):
-        raise ValueError(f"it announces {head[1]} samples but lists {len(lines)}")
-    if stat.st_size:
-        with open(path, "rb") as shard, mmap.mmap(shard.fileno(), 0, access=mmap.ACCESS_READ) as tar:
-            index = _uniform_sidecar(lines, tar, stat.st_size)
+    lines = _sidecar_lines(sidecar.read_text(encoding="utf-8", errors="surrogateescape"))
+    total = os.stat(path).st_size
+    with open(path, "rb") as shard, (mmap.mmap(shard.fileno(), 0, access=mmap.ACCESS_READ) if total
+                                     else contextlib.nullcontext(b"")) as tar:
+        index = _uniform_sidecar(lines, tar, total) if total else None
         if index is not None:
             return index
-    members = []
-    with open(path, "rb") as shard, (mmap.mmap(shard.fileno(), 0, access=mmap.ACCESS_READ) if stat.st_size
-                                     else contextlib.nullcontext(b"")) as tar:
-        for line in lines:
-            fields = line.split(" ")
-            if len(fields) % 4:
-                raise ValueError(f"a line of {len(fields)} fields, expected groups of 4: {line[:80]!r}")
-            for k in range(0, len(fields), 4):
-                extension, offset, size, name = fields[k], int(fields[k + 1]), int(fields[k + 2]), fields[k + 3]
-                if offset + size > stat.st_size:
-                    raise ValueError(f"member {name!r} ends at byte {offset + size}, past the shard's {stat.st_size}")
-                label = tar[offset:offset + size] if extension.lower() == LABEL_EXTENSION else None
-                members.append((name, offset, size, label))
+        members = [(name, offset, size, tar[offset:offset + size] if label else None)
+                   for name, offset, size, label in _sidecar_members(lines, total)]
         # A sidecar of another version of the shard names other bytes: the header of its first and
         # of its last member must be where it says, with the size it says.
         for name, offset, size, _ in (members[0], members[-1]) if members else ():
