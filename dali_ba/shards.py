@@ -254,6 +254,11 @@ class ShardIndex:
         return cls(b"".join(encoded), ends.astype(np.uint32), np.asarray(offsets, dtype=np.int64),
                    np.asarray(sizes, dtype=np.int64), np.asarray(labels, dtype=np.int64))
 
+    @property
+    def keys(self) -> list[str]:
+        starts = np.concatenate([[0], self.key_ends[:-1]]).astype(np.int64)
+        return [self.key_blob[a:b].decode("utf-8", "surrogateescape") for a, b in zip(starts, self.key_ends.astype(np.int64))]
+
 
 #: How many shards this process has indexed from their bytes (sidecar or header walk), for tests
 #: and logs: with a shared cache, the ranks of a node together index each shard once.
