@@ -96,9 +96,11 @@ class BatchAugmentLoader:
             :class:`DecodeError` naming it; ``"skip"`` leaves it out (its batch is one smaller)
             with a :class:`SkippedFileWarning` naming it.
         prefetch: Batches decoded ahead of the one being consumed.
-        read_threads: Threads reading samples from storage; ``None`` is 16 for files, and 64 for
-            URLs (a request waits on a round trip, so more are kept in flight).
+        read_threads: Threads reading samples from storage; ``None`` is 16 for files. For tar
+            shards behind URLs, the requests kept in flight (``None`` is ``storage.IN_FLIGHT``,
+            128), on one event loop; for Parquet behind URLs, threads (``None`` is 64).
         read_ahead: Batches read ahead of the one DALI takes next (bounds the memory of reads).
+            For tar shards behind URLs, at least enough batches to fill the requests in flight.
         roi_decode: For recipes that start with a random-resized crop, decode only the part of
             each image that its M replicas' windows cover; ``False`` decodes whole images.
             ``"auto"`` (the default) decodes regions where they decode correctly: on a GPU a
@@ -265,8 +267,7 @@ class BatchAugmentLoader:
                 gpu_options=gpu_options,
                 random_erase=config.random_erase,
             ),
-            reader=ReadAhead(index.read, threads=config.read_threads or (64 if _remote(index) else 16),
-                             depth=config.read_ahead),
+            reader=_reader(index, config),
             finish=finish,
             on_error=config.on_error,
             device=self.device,
@@ -486,9 +487,16 @@ class BatchAugmentLoader:
                 self._feed.stop()
 
 
-def _remote(index: SampleIndex) -> bool:
-    """Whether the samples are read from URLs (each read a round trip)."""
-    return getattr(index.store, "remote", None) is not None
+def _reader(index: SampleIndex, config: LoaderConfig) -> ReadAhead:
+    """Files are read on ``read_threads`` threads (16 by default). Behind URLs each read waits a
+    round trip. Tar shards read a batch's ranged requests together on one event loop, and enough
+    batches ahead to keep the store's window of requests in flight (``storage.IN_FLIGHT``, or
+    ``read_threads``) full; Parquet row groups are read on 64 threads (each a whole row group)."""
+    remote = getattr(index.store, "remote", None)
+    if remote is not None and hasattr(index.store, "read_many"):
+        depth = max(config.read_ahead, -(-remote.in_flight // config.batch_size) + 1)
+        return ReadAhead(index.read, threads=1, depth=depth, read_batch=index.store.read_many)
+    return ReadAhead(index.read, threads=config.read_threads or (64 if remote is not None else 16), depth=config.read_ahead)
 
 
 class ImageFolderLoader(BatchAugmentLoader):
@@ -530,7 +538,8 @@ class TarShardLoader(BatchAugmentLoader):
 
     def __init__(self, shards, *, storage_options: dict | None = None, **options):
         LoaderConfig(**options)  # bad options fail before any data is scanned
-        super().__init__(index_tar_shards(shards, storage_options=storage_options), **options)
+        index = index_tar_shards(shards, storage_options=storage_options, in_flight=options.get("read_threads"))
+        super().__init__(index, **options)
 
 
 class FileListLoader(BatchAugmentLoader):
@@ -561,6 +570,11 @@ class ParquetLoader(BatchAugmentLoader):
     ``cache_groups`` is how many row groups stay decoded (default ``parquet.CACHE_GROUPS``).
     Needs pyarrow (``pip install dali-ba[parquet]``).
 
+    Files may be URLs (``"hf://datasets/ORG/NAME/data/train-*.parquet"``, ``s3://``, ``https://``):
+    they are indexed from range reads of their footers and label columns (cached locally), and
+    each row group's images are one ranged request, with a time limit and retries (``storage.py``;
+    ``storage_options`` go to the ``fsspec`` filesystem).
+
     Raises:
         ImportError: pyarrow is not installed.
         FileNotFoundError: A file is missing or a pattern matches nothing.
@@ -569,10 +583,10 @@ class ParquetLoader(BatchAugmentLoader):
     """
 
     def __init__(self, files, *, image_column: str = "image", label_column: str = "label", cache_groups: int | None = None,
-                 **options):
+                 storage_options: dict | None = None, **options):
         LoaderConfig(**options)  # bad options fail before any data is scanned
         from .parquet import CACHE_GROUPS, index_parquet
 
         index = index_parquet(files, image_column=image_column, label_column=label_column,
-                              cache_groups=cache_groups or CACHE_GROUPS)
+                              cache_groups=cache_groups or CACHE_GROUPS, storage_options=storage_options)
         super().__init__(index, **options)

@@ -21,9 +21,13 @@ pyarrow is imported here only, so ``import dali_ba`` does not need it.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import tempfile
 import threading
+import zipfile
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,8 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import cache_dir
 from .dataset import SampleIndex, StringTable
 from .shards import expand_shards
+from .storage import RangeFile, RemoteStore, redact, store_for
 
 try:
     import pyarrow as pa
@@ -41,8 +47,14 @@ try:
 except ImportError:  # the optional extra
     raise ImportError("reading Parquet needs pyarrow: pip install 'dali-ba[parquet]'") from None
 
+log = logging.getLogger(__name__)
+
 #: Row groups a store keeps decoded (about 1 GB for ImageNet-sized images in groups of 100).
 CACHE_GROUPS = 96
+#: Bytes read from a remote file's end at first, in the hope that the footer fits (as pyarrow does).
+FOOTER_READ = 64 * 1024
+#: Version of the remote-file index cache's format.
+INDEX_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,22 @@ class _FileInfo:
     path: str
     first_group: int  # global id of the file's first row group
     group_rows: tuple[int, ...]  # rows in each of its row groups
+    # Remote files only: their size, their last bytes (the footer within), and each row group's
+    # image column chunk as (offset, size), so that a row group costs one ranged request.
+    size: int = 0
+    tail: bytes = b""
+    image_ranges: tuple[tuple[int, int], ...] = ()
+
+    def open(self, remote: RemoteStore | None, group: int | None = None):
+        """The file for pyarrow: its path, or a :class:`RangeFile` holding the footer and, with
+        ``group``, that row group's image column (fetched now, in one request)."""
+        if remote is None:
+            return pq.ParquetFile(self.path)
+        known = {self.size - len(self.tail): self.tail}
+        if group is not None:
+            offset, size = self.image_ranges[group]
+            known[offset] = remote.read(self.path, offset, size)
+        return pq.ParquetFile(RangeFile(remote, self.path, self.size, known), metadata=_metadata(self.tail))
 
 
 class ParquetStore:
@@ -68,8 +96,10 @@ class ParquetStore:
     container = "parquet file"
 
     def __init__(self, files: list[_FileInfo], image_column: str, sample_group: np.ndarray, sample_row: np.ndarray,
-                 cache_groups: int = CACHE_GROUPS):
+                 cache_groups: int = CACHE_GROUPS, remote: RemoteStore | None = None):
         self._files = files
+        #: The store remote files are read through (``None`` for local files).
+        self.remote = remote
         self._group_file = np.concatenate([np.full(len(f.group_rows), k, dtype=np.int32) for k, f in enumerate(files)])
         self._group_starts_in_file = np.concatenate([np.cumsum((0,) + f.group_rows)[:-1] for f in files]).astype(np.int64)
         self._image_column = image_column
@@ -126,10 +156,11 @@ class ParquetStore:
     def _read_group(self, g: int):
         info = self._files[int(self._group_file[g])]
         try:
-            table = pq.ParquetFile(info.path).read_row_group(g - info.first_group, columns=[self._image_column],
-                                                             use_threads=False)
+            table = info.open(self.remote, g - info.first_group).read_row_group(
+                g - info.first_group, columns=[self._image_column], use_threads=False)
         except (pa.ArrowException, OSError) as err:  # pyarrow's messages name no file
-            raise OSError(f"could not read row group {g - info.first_group} of parquet file {info.path!r}: {err}") from err
+            raise OSError(f"could not read row group {g - info.first_group} of parquet file {redact(info.path)!r}: "
+                          f"{err}") from err
         column = table.column(0).combine_chunks()
         if pa.types.is_struct(column.type):
             column = column.field("bytes")
@@ -141,7 +172,7 @@ class ParquetStore:
 
 
 def index_parquet(files, *, image_column: str = "image", label_column: str = "label", cache_groups: int = CACHE_GROUPS,
-                  threads: int = 8) -> SampleIndex:
+                  threads: int = 8, storage_options: dict | None = None, use_cache: bool = True) -> SampleIndex:
     """Indexes Parquet files into one :class:`SampleIndex` read through a :class:`ParquetStore`.
 
     Args:
@@ -151,20 +182,31 @@ def index_parquet(files, *, image_column: str = "image", label_column: str = "la
             metadata where the files carry it, else ``"0"``, ``"1"``, ...
         cache_groups: Row groups the store keeps decoded.
         threads: Files indexed at once.
+        storage_options: For URLs (``hf://``, ``s3://``, ``https://``, ...): passed to their
+            ``fsspec`` filesystem. A remote file is indexed from range reads of its footer and its
+            label column (one request per row group, all in flight together) and cached locally
+            under ``cache_dir()/parquet-index``, keyed by URL, size and version tag; each row group's
+            images are then one ranged request.
+        use_cache: Read and write that cache (remote files only).
 
     Raises:
         FileNotFoundError: A file is missing or a pattern matches nothing.
+        StorageError: A URL cannot be read (404 and 403 at once, others after retries); it is named.
         ValueError: A file is not Parquet, lacks a column (the message lists the columns there
             are), has an image column that is neither struct nor binary, or a label that is
             missing, negative or not an integer; the message names the file (and the row).
     """
     paths = expand_shards(files, what="parquet file", param="files")
+    remote = store_for(paths, storage_options, what="parquet files")
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
-        parts = list(pool.map(lambda path: _index_file(path, image_column, label_column), paths))
+        if remote is None:
+            parts = list(pool.map(lambda path: _index_file(path, image_column, label_column), paths))
+        else:
+            parts = list(pool.map(lambda url: _index_remote_file(url, remote, image_column, label_column, use_cache), paths))
     infos, labels, groups, rows, classes = [], [], [], [], None
     first_group = 0
-    for path, group_rows, file_labels, names in parts:
-        infos.append(_FileInfo(path, first_group, tuple(group_rows)))
+    for path, group_rows, file_labels, names, remote_part in parts:
+        infos.append(_FileInfo(path, first_group, tuple(group_rows), **remote_part))
         for g, count in enumerate(group_rows):
             groups.append(np.full(count, first_group + g, dtype=np.int32))
             rows.append(np.arange(count, dtype=np.int32))
@@ -173,18 +215,18 @@ def index_parquet(files, *, image_column: str = "image", label_column: str = "la
         classes = classes or names
     labels = np.concatenate(labels) if labels else np.empty(0, np.int64)
     if labels.size == 0:
-        raise ValueError(f"the {len(paths)} parquet file(s) starting with {paths[0]!r} hold no row")
+        raise ValueError(f"the {len(paths)} parquet file(s) starting with {redact(paths[0])!r} hold no row")
     sample_group, sample_row = np.concatenate(groups), np.concatenate(rows)
     group_sizes = [count for info in infos for count in info.group_rows]
     if classes is None or len(classes) <= int(labels.max()):
         classes = tuple(str(c) for c in range(int(labels.max()) + 1))
     return SampleIndex(
-        root=Path(paths[0]),
-        files=StringTable.repeated([info.path for info in infos], [sum(info.group_rows) for info in infos]),
+        root=Path(paths[0]) if remote is None else redact(paths[0]),
+        files=StringTable.repeated([redact(info.path) for info in infos], [sum(info.group_rows) for info in infos]),
         labels=labels,
         classes=tuple(classes),
         class_to_idx={name: c for c, name in enumerate(classes)},
-        store=ParquetStore(infos, image_column, sample_group, sample_row, cache_groups),
+        store=ParquetStore(infos, image_column, sample_group, sample_row, cache_groups, remote),
         group_starts=np.concatenate([[0], np.cumsum(group_sizes)]).astype(np.int64),
     )
 
@@ -194,6 +236,11 @@ def _index_file(path: str, image_column: str, label_column: str):
         parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as err:
         raise ValueError(f"{path!r} is not a readable parquet file: {err}") from None
+    return (path, *_labels_and_groups(parquet, path, image_column, label_column), {})
+
+
+def _labels_and_groups(parquet, path: str, image_column: str, label_column: str):
+    """``(rows of each row group, labels, ClassLabel names or None)`` of an open file, its columns checked."""
     schema = parquet.schema_arrow
     for role, name in (("image_column", image_column), ("label_column", label_column)):
         if name not in schema.names:
@@ -216,7 +263,93 @@ def _index_file(path: str, image_column: str, label_column: str):
         raise ValueError(f"parquet file {path!r}: row {row} has label {labels[row]} in column {label_column!r}, expected "
                          f"an integer >= 0 (a test split without labels?)")
     group_rows = [parquet.metadata.row_group(g).num_rows for g in range(parquet.metadata.num_row_groups)]
-    return path, group_rows, labels, _class_names(schema, label_column)
+    return group_rows, labels, _class_names(schema, label_column)
+
+
+# -- files behind URLs ---------------------------------------------------------------------------------
+
+
+def _index_remote_file(url: str, remote: RemoteStore, image_column: str, label_column: str, use_cache: bool):
+    """A remote file's index, from the local cache (keyed by URL, size, version tag and columns),
+    else from its footer (one or two ranged requests) and its label column chunks (one request per
+    row group, all in flight together). Nothing of its image column is read."""
+    info = remote.info(url)
+    size, name = info["size"], redact(url)
+    key = hashlib.sha1(f"{url}\0{info['version']}\0{image_column}\0{label_column}".encode()).hexdigest()[:24]
+    cached = cache_dir() / "parquet-index" / f"{key}-{size}-v{INDEX_VERSION}.npz" if use_cache else None
+    if cached is not None and cached.exists():
+        try:
+            with np.load(cached) as data:
+                tail, labels, group_rows = data["tail"].tobytes(), data["labels"], data["group_rows"].tolist()
+                names = json.loads(data["names"].tobytes()) if data["names"].size else None
+            metadata = _metadata(tail)
+            return url, group_rows, labels, (tuple(names) if names else None), _remote_part(
+                size, tail, metadata, image_column)
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, pa.ArrowException):
+            pass  # damaged: rebuilt below
+    tail = remote.read(url, max(0, size - FOOTER_READ), min(size, FOOTER_READ))
+    if size < 12 or tail[-4:] != b"PAR1":
+        raise ValueError(f"{name!r} is not a parquet file (its last bytes are not PAR1)")
+    footer = int.from_bytes(tail[-8:-4], "little") + 8
+    if footer > size - 4:
+        raise ValueError(f"{name!r} is not a readable parquet file: its footer says {footer} bytes, the file has {size}")
+    if footer > len(tail):
+        tail = remote.read(url, size - footer, footer)
+    try:
+        metadata = _metadata(tail)
+    except pa.ArrowException as err:
+        raise ValueError(f"{name!r} is not a readable parquet file: {err}") from None
+    labels_leaf = [i for i in range(metadata.num_columns) if metadata.schema.column(i).path == label_column]
+    known = {size - len(tail): tail}
+    if labels_leaf:  # a missing column is reported by _labels_and_groups, with the columns there are
+        ranges = [_chunk_range(metadata.row_group(g), labels_leaf) for g in range(metadata.num_row_groups)]
+        known.update(zip((offset for offset, _ in ranges), remote.read_many([(url, *r) for r in ranges])))
+    parquet = pq.ParquetFile(RangeFile(remote, url, size, known), metadata=metadata)
+    group_rows, labels, names = _labels_and_groups(parquet, name, image_column, label_column)
+    if cached is not None:
+        _write_cache(cached, tail=np.frombuffer(tail, np.uint8), labels=labels, group_rows=np.asarray(group_rows, np.int64),
+                     names=np.frombuffer(json.dumps(names).encode() if names else b"", np.uint8))
+    return url, group_rows, labels, names, _remote_part(size, tail, metadata, image_column)
+
+
+def _metadata(tail: bytes):
+    """The ``FileMetaData`` in a file's last bytes (the footer and its 8-byte trailer at the end)."""
+    footer = int.from_bytes(tail[-8:-4], "little")
+    return pq.read_metadata(pa.BufferReader(b"PAR1" + tail[len(tail) - footer - 8 :]))
+
+
+def _remote_part(size: int, tail: bytes, metadata, image_column: str) -> dict:
+    leaves = [i for i in range(metadata.num_columns)
+              if metadata.schema.column(i).path == image_column or metadata.schema.column(i).path.startswith(image_column + ".")]
+    ranges = tuple(_chunk_range(metadata.row_group(g), leaves) for g in range(metadata.num_row_groups))
+    return {"size": size, "tail": tail, "image_ranges": ranges}
+
+
+def _chunk_range(row_group, leaves: list[int]) -> tuple[int, int]:
+    """``(offset, size)`` spanning the column chunks ``leaves`` of ``row_group`` (a struct's leaves lie together)."""
+    starts, ends = [], []
+    for leaf in leaves:
+        column = row_group.column(leaf)
+        start = column.dictionary_page_offset if column.has_dictionary_page and column.dictionary_page_offset else \
+            column.data_page_offset
+        starts.append(start)
+        ends.append(start + column.total_compressed_size)
+    return min(starts), max(ends) - min(starts)
+
+
+def _write_cache(path: Path, **arrays) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(partial, path)  # atomic: readers see the whole index or none
+        except BaseException:
+            os.unlink(partial)
+            raise
+    except OSError as err:  # a read-only cache is no reason to fail
+        log.warning("could not cache the index of a parquet file in %s: %s", path.parent, err)
 
 
 def _class_names(schema, label_column: str):

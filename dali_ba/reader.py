@@ -7,6 +7,10 @@ read by ``threads`` reader threads (file reads release the GIL), so storage late
 decoding and training, and the callback only collects bytes that are, most of the time, already
 there. The time it still waits is counted in :attr:`ReadAhead.wait_s`.
 
+A source that reads better many at a time (URLs: every request of a batch in flight together on
+one event loop, ``storage.RemoteStore.read_many``) gives ``read_batch`` instead; each batch is
+then one call on one of ``depth`` threads.
+
 Reading ahead is bounded: at most ``depth`` batches are queued or being read. Each read opens,
 reads and closes its file, so no file handle outlives a read; :meth:`ReadAhead.cancel` drops what
 is queued (an epoch left early), and :meth:`ReadAhead.close` also ends the threads.
@@ -38,13 +42,17 @@ class ReadAhead:
     Args:
         read: ``read(i) -> 1-D uint8 array``, the encoded bytes of sample ``i``; it raises an
             ``OSError`` naming the file when it cannot read it.
-        threads: Reader threads.
+        threads: Reader threads (without ``read_batch``).
         depth: Batches read ahead of the one being taken.
+        read_batch: ``read_batch(indices) -> list of 1-D uint8 arrays``, the samples of one batch
+            read together; where given, it is used instead of ``read`` (one thread per batch).
     """
 
-    def __init__(self, read: Callable[[int], np.ndarray], *, threads: int, depth: int):
+    def __init__(self, read: Callable[[int], np.ndarray], *, threads: int, depth: int,
+                 read_batch: Callable[[np.ndarray], list[np.ndarray]] | None = None):
         self._read = read
-        self._threads = threads
+        self._read_batch = read_batch
+        self._threads = depth if read_batch is not None else threads
         self._depth = depth
         self._pool: ThreadPoolExecutor | None = None
         self._queue: deque[tuple[Batch, list[Future]]] = deque()
@@ -70,6 +78,8 @@ class ReadAhead:
         started = time.perf_counter()
         try:
             encoded = [future.result() for future in futures]
+            if self._read_batch is not None:
+                (encoded,) = encoded
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -113,4 +123,8 @@ class ReadAhead:
                 return
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="dali-ba-reader")
-            self._queue.append((batch, [self._pool.submit(self._read, int(i)) for i in batch.indices]))
+            if self._read_batch is not None:
+                futures = [self._pool.submit(self._read_batch, batch.indices)]
+            else:
+                futures = [self._pool.submit(self._read, int(i)) for i in batch.indices]
+            self._queue.append((batch, futures))

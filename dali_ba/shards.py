@@ -38,7 +38,7 @@ import numpy as np
 
 from .config import cache_dir
 from .dataset import IMG_EXTENSIONS, SampleIndex, StringTable, indexed_by_label
-from .storage import RemoteStore, is_url, redact
+from .storage import RemoteStore, is_url, redact, store_for
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ def _brace_expand(pattern: str) -> list[str]:
     return [expanded for n in range(int(first), int(last) + 1) for expanded in _brace_expand(f"{head}{n:0{width}d}{tail}")]
 
 
-def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storage_options: dict | None = None) -> SampleIndex:
+def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storage_options: dict | None = None,
+                     in_flight: int | None = None) -> SampleIndex:
     """Indexes tar shards (see the module docstring) into one :class:`SampleIndex`.
 
     Each shard's index comes from the index cache (``cache_dir()/tar-index``), else from its
@@ -115,6 +116,7 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storag
         use_cache: Read and write the per-shard index cache.
         threads: Shards indexed at once (reads wait on storage).
         storage_options: For URLs: passed to their ``fsspec`` filesystem (credentials, endpoint).
+        in_flight: For URLs: requests kept in flight (``None``: ``storage.IN_FLIGHT``).
 
     Raises:
         FileNotFoundError: A shard is missing.
@@ -123,7 +125,7 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storag
             not an integer >= 0; the message names the shard and the key.
     """
     paths = expand_shards(shards)
-    remote = _remote_store(paths, storage_options)
+    remote = store_for(paths, storage_options, what="shards", in_flight=in_flight)
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
         if remote is not None:
             parts = list(pool.map(lambda url: _remote_shard_index(url, remote, use_cache), paths))
@@ -172,22 +174,16 @@ class RemoteTarSamples:
         data = self.remote.read(self._files[i], int(self._offsets[i]), int(self._sizes[i]))
         return np.frombuffer(data, dtype=np.uint8)
 
+    def read_many(self, indices) -> list[np.ndarray]:
+        """Samples ``indices``, one ranged request each, together (``RemoteStore.read_many``)."""
+        ranges = [(self._files[i], int(self._offsets[i]), int(self._sizes[i])) for i in map(int, indices)]
+        return [np.frombuffer(data, dtype=np.uint8) for data in self.remote.read_many(ranges)]
+
     def key(self, i: int) -> str:
         return self._keys[i]
 
     def clear(self) -> None:
         """Nothing is cached here (the bench calls this on stores)."""
-
-
-def _remote_store(paths: list[str], storage_options: dict | None) -> RemoteStore | None:
-    urls = [is_url(path) for path in paths]
-    if not any(urls):
-        if storage_options:
-            raise ValueError("storage_options are for URLs (s3://, gs://, hf://, https://...), but the shards are local paths")
-        return None
-    if not all(urls) or len({path.split("://", 1)[0] for path in paths}) > 1:
-        raise ValueError("the shards mix local paths and URLs, or URLs of several stores; give the shards of one store")
-    return RemoteStore(paths[0], storage_options)
 
 
 def _remote_shard_index(url: str, remote: RemoteStore, use_cache: bool) -> ShardIndex:

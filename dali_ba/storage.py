@@ -12,14 +12,20 @@ credential, and counters of requests and bytes.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import io
 import random
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 #: Seconds one request may take before it is abandoned (and retried).
 REQUEST_TIMEOUT_S = 60.0
+#: Requests a store keeps in flight: Little's law, images/s x seconds per request (2500 x 50 ms).
+IN_FLIGHT = 128
 #: Tries of one request, the first included.
 ATTEMPTS = 6
 #: First back-off, doubled at each retry, with up to as much again of random jitter.
@@ -37,6 +43,25 @@ def is_url(path) -> bool:
 def redact(text: str) -> str:
     """``text`` with the ``user:password@`` part of any URL in it removed."""
     return _CREDENTIALS.sub("", text)
+
+
+def store_for(paths: list[str], storage_options: dict | None, *, what: str, in_flight: int | None = None) -> "RemoteStore | None":
+    """The store that ``paths`` (``what``: how messages name them) are read through: ``None`` for
+    local paths, else one :class:`RemoteStore` for all of them (``in_flight``: its requests in
+    flight, ``None`` for :data:`IN_FLIGHT`).
+
+    Raises:
+        ValueError: ``storage_options`` for local paths, or local paths and URLs (or URLs of
+            several stores) mixed.
+    """
+    urls = [is_url(path) for path in paths]
+    if not any(urls):
+        if storage_options:
+            raise ValueError(f"storage_options are for URLs (s3://, gs://, hf://, https://...), but the {what} are local paths")
+        return None
+    if not all(urls) or len({path.split("://", 1)[0] for path in paths}) > 1:
+        raise ValueError(f"the {what} mix local paths and URLs, or URLs of several stores; give the {what} of one store")
+    return RemoteStore(paths[0], storage_options, in_flight=in_flight or IN_FLIGHT)
 
 
 class StorageError(OSError):
@@ -69,6 +94,9 @@ class RemoteStore:
         storage_options: Passed to the filesystem (credentials, endpoint, ...), never printed.
         timeout: Seconds per request.
         attempts: Tries per request.
+        in_flight: Requests :meth:`read_many` keeps in flight, all its calls together. The
+            connection pools of HTTP (aiohttp: 100) and S3 (aiobotocore: 10) are sized to it,
+            unless ``storage_options`` size them.
 
     Raises:
         ImportError: The scheme's fsspec implementation is not installed (the message says which
@@ -76,17 +104,18 @@ class RemoteStore:
     """
 
     def __init__(self, url: str, storage_options: dict | None = None, *, timeout: float = REQUEST_TIMEOUT_S,
-                 attempts: int = ATTEMPTS):
+                 attempts: int = ATTEMPTS, in_flight: int = IN_FLIGHT):
         try:
             import fsspec
         except ImportError:
             raise ImportError("reading URLs needs fsspec: pip install 'dali-ba[remote]'") from None
         try:
-            self.fs, _ = fsspec.core.url_to_fs(url, **(storage_options or {}))
+            self.fs, _ = fsspec.core.url_to_fs(url, **_pooled(url, storage_options or {}, in_flight))
         except ImportError as err:
             raise ImportError(f"no fsspec filesystem for {redact(url).split('://')[0]}:// URLs ({err}); install its "
                               f"client (s3fs, gcsfs, huggingface_hub, aiohttp) or pip install 'dali-ba[remote]'") from None
-        self.timeout, self.attempts = timeout, attempts
+        self.timeout, self.attempts, self.in_flight = timeout, attempts, in_flight
+        self._slots = None  # the in-flight semaphore, made on fsspec's event loop
         self.stats = RequestStats()
         self._lock = threading.Lock()
 
@@ -97,21 +126,70 @@ class RemoteStore:
             StorageError: Not found or forbidden (at once), a range the server did not honour,
                 or a failure that lasted through every retry; the URL and range are named.
         """
-        end = None if offset is None else offset + size
-        where = redact(url) + (f" bytes {offset}-{end - 1}" if offset is not None else "")
+        where = _where(url, offset, size)
+        delay = BACKOFF_S
+        for attempt in range(1, self.attempts + 1):
+            self._count(requests=1)
+            try:
+                return self._checked(self._cat(url, offset, size), where, size)
+            except Exception as err:  # noqa: BLE001 (sorted by _give_up: worth retrying or not)
+                self._give_up(err, url, where, attempt)
+            time.sleep(delay + random.uniform(0, delay))
+            delay *= 2
+        raise AssertionError("unreachable")
 
-        def attempt():
-            data = self._cat(url, offset, end)
-            if size is not None and len(data) != size:
-                if len(data) > size:  # more than asked: the server ignored the range
-                    raise StorageError(f"could not read {where}: got {len(data)} bytes, expected {size}; the server does "
-                                       f"not honour range requests")
-                raise _ShortRead(f"got {len(data)} of {size} bytes")  # a body cut short: read it again
-            return data
+    def read_many(self, ranges: list[tuple[str, int, int]]) -> list[bytes]:
+        """The bytes of many ``(url, offset, size)`` ranges.
 
-        data = self._retrying(where, url, attempt)
-        self._count(bytes=len(data))
-        return data
+        On an asynchronous filesystem (HTTP, S3, GCS) the requests run on fsspec's event loop, at
+        most ``in_flight`` at a time over every call of this store (calls from several threads
+        share the window), so a batch waits about one round trip and no thread per request is
+        needed; others (the Hugging Face Hub's) are read on ``in_flight`` threads per call. Each range has its own time
+        limit and retries, as in :meth:`read`; the first range that fails for good cancels the
+        rest and is raised.
+
+        Raises:
+            StorageError: As :meth:`read`, naming the range that failed.
+        """
+        if not ranges:
+            return []
+        if not getattr(self.fs, "async_impl", False):
+            with ThreadPoolExecutor(max(1, min(self.in_flight, len(ranges))), thread_name_prefix="dali-ba-storage") as pool:
+                return list(pool.map(lambda r: self.read(*r), ranges))
+        from fsspec.asyn import sync
+
+        return sync(self.fs.loop, self._read_all, ranges)
+
+    async def _read_all(self, ranges) -> list[bytes]:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.in_flight)
+        slots = self._slots
+
+        async def one(url: str, offset: int, size: int) -> bytes:
+            where = _where(url, offset, size)
+            delay = BACKOFF_S
+            async with slots:
+                for attempt in range(1, self.attempts + 1):
+                    self._count(requests=1)
+                    try:
+                        data = await asyncio.wait_for(self.fs._cat_file(url, start=offset, end=offset + size), self.timeout)
+                        return self._checked(data, where, size)
+                    except Exception as err:  # noqa: BLE001 (sorted by _give_up)
+                        self._give_up(err, url, where, attempt)
+                    await asyncio.sleep(delay + random.uniform(0, delay))
+                    delay *= 2
+            raise AssertionError("unreachable")
+
+        tasks = [asyncio.ensure_future(one(*r)) for r in ranges]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()  # a no-op on the ones done; the rest after a failure (or a cancel of ours)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # the first failure in range order
+        return [task.result() for task in tasks]
 
     def info(self, url: str) -> dict:
         """The object's size and version tag (``ETag`` or mtime, where the store gives one).
@@ -119,7 +197,17 @@ class RemoteStore:
         Raises:
             StorageError: As :meth:`read`; ``FileNotFoundError``-like 404 included.
         """
-        info = self._retrying(redact(url), url, lambda: self.fs.info(url))
+        where = redact(url)
+        delay = BACKOFF_S
+        for attempt in range(1, self.attempts + 1):
+            self._count(requests=1)
+            try:
+                info = self.fs.info(url)
+                break
+            except Exception as err:  # noqa: BLE001
+                self._give_up(err, url, where, attempt)
+            time.sleep(delay + random.uniform(0, delay))
+            delay *= 2
         version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
         return {"size": int(info.get("size") or 0), "version": str(version).strip('"')}
 
@@ -133,44 +221,121 @@ class RemoteStore:
             raise
         return True
 
-    def _retrying(self, where: str, url: str, call):
-        delay = BACKOFF_S
-        for attempt in range(1, self.attempts + 1):
-            self._count(requests=1)
-            try:
-                return call()
-            except StorageError:
-                raise
-            except FileNotFoundError:
-                raise StorageError(f"{redact(url)} does not exist (404)", status=404) from None
-            except Exception as err:  # noqa: BLE001 (sorted below: worth retrying or not)
-                status = getattr(err, "status", None) or getattr(getattr(err, "response", None), "status_code", None)
-                if status in (401, 403) or isinstance(err, PermissionError):
-                    raise StorageError(f"{redact(url)}: access denied ({status or 'forbidden'}); check the credentials "
-                                       f"of storage_options or the environment", status=status or 403) from None
-                if status is not None and status not in _RETRY_STATUS:
-                    raise StorageError(f"could not read {where}: HTTP {status}", status=status) from None
-                if attempt == self.attempts:
-                    raise StorageError(f"could not read {where} after {attempt} tries: {redact(_describe(err))}",
-                                       status=status) from None
-                self._count(retries=1)
-                time.sleep(delay + random.uniform(0, delay))
-                delay *= 2
-        raise AssertionError("unreachable")
+    def _give_up(self, err: Exception, url: str, where: str, attempt: int) -> None:
+        """Raises ``StorageError`` where ``err`` is not worth another try (or no try is left);
+        otherwise counts the retry and returns."""
+        if isinstance(err, StorageError):
+            raise err
+        if isinstance(err, FileNotFoundError):
+            raise StorageError(f"{redact(url)} does not exist (404)", status=404) from None
+        status = getattr(err, "status", None) or getattr(getattr(err, "response", None), "status_code", None)
+        if status in (401, 403) or isinstance(err, PermissionError):
+            raise StorageError(f"{redact(url)}: access denied ({status or 'forbidden'}); check the credentials "
+                               f"of storage_options or the environment", status=status or 403) from None
+        if status is not None and status not in _RETRY_STATUS:
+            raise StorageError(f"could not read {where}: HTTP {status}", status=status) from None
+        if attempt == self.attempts:
+            raise StorageError(f"could not read {where} after {attempt} tries: {redact(_describe(err))}",
+                               status=status) from None
+        self._count(retries=1)
 
-    def _cat(self, url: str, start, end) -> bytes:
+    def _checked(self, data: bytes, where: str, size: int | None) -> bytes:
+        """``data`` if it is the whole range (counted), else an error: a retry for a short body."""
+        if size is not None and len(data) != size:
+            if len(data) > size:  # more than asked: the server ignored the range
+                raise StorageError(f"could not read {where}: got {len(data)} bytes, expected {size}; the server does "
+                                   f"not honour range requests")
+            raise _ShortRead(f"got {len(data)} of {size} bytes")  # a body cut short: read it again
+        self._count(bytes=len(data))
+        return data
+
+    def _cat(self, url: str, offset, size) -> bytes:
         fs = self.fs
+        end = None if offset is None else offset + size
         if getattr(fs, "async_impl", False):  # one event loop for every thread; the time limit there
             from fsspec.asyn import sync
 
-            return sync(fs.loop, fs._cat_file, url, start=start, end=end, timeout=self.timeout)
-        return fs.cat_file(url, start=start, end=end)
+            return sync(fs.loop, fs._cat_file, url, start=offset, end=end, timeout=self.timeout)
+        return fs.cat_file(url, start=offset, end=end)
 
     def _count(self, requests: int = 0, bytes: int = 0, retries: int = 0) -> None:
         with self._lock:
             self.stats.requests += requests
             self.stats.bytes += bytes
             self.stats.retries += retries
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only file over one URL for readers that want a file (pyarrow's Parquet reader): each
+    read is served from the ranges given up front (``known``, offset -> bytes) where it falls in
+    one, else with one ranged request through ``remote``. Not thread-safe; one per reader.
+
+    Args:
+        remote: The store.
+        url: The object.
+        size: Its size in bytes.
+        known: Byte ranges already fetched, as ``{offset: bytes}``.
+    """
+
+    def __init__(self, remote: RemoteStore, url: str, size: int, known: dict[int, bytes] | None = None):
+        super().__init__()
+        self.remote, self.url, self._size = remote, url, size
+        self._known = sorted((known or {}).items())
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def size(self) -> int:
+        return self._size
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        count = max(0, min(len(buffer), self._size - self._position))
+        if count:
+            buffer[:count] = self._range(self._position, count)
+            self._position += count
+        return count
+
+    def _range(self, offset: int, count: int) -> bytes:
+        for start, data in self._known:
+            if start <= offset and offset + count <= start + len(data):
+                return data[offset - start : offset - start + count]
+        return self.remote.read(self.url, offset, count)
+
+
+def _pooled(url: str, storage_options: dict, in_flight: int) -> dict:
+    """``storage_options`` with the connection pool of HTTP and S3 sized to ``in_flight``, where
+    they do not size it themselves (else requests past the pool's size would queue there)."""
+    protocol = url.split("://", 1)[0]
+    options = dict(storage_options)
+    if protocol in ("http", "https") and "get_client" not in options:
+        options["get_client"] = functools.partial(_http_client, limit=in_flight)
+    elif protocol in ("s3", "s3a"):
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("max_pool_connections", in_flight)
+        options["config_kwargs"] = config
+    return options
+
+
+async def _http_client(limit: int, **kwargs):
+    import aiohttp
+
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit), **kwargs)
+
+
+def _where(url: str, offset: int | None, size: int | None) -> str:
+    return redact(url) + (f" bytes {offset}-{offset + size - 1}" if offset is not None else "")
 
 
 def _describe(err: BaseException) -> str:

@@ -154,7 +154,7 @@ def test_a_server_that_stops_mid_epoch_is_an_error_then_the_rest_resumes_exactly
 
     monkeypatch.setattr(storage, "BACKOFF_S", 0.01)
     server, pattern, truth = served
-    loader = make(pattern)
+    loader = make(pattern, read_threads=3)  # 3 requests in flight: 2 batches read ahead, not the whole epoch
     epoch = iter(loader)
     first = [f for _ in range(2) for f in identify(next(epoch)[0], truth)]
     state = loader.state_dict()
@@ -212,3 +212,76 @@ def test_an_epoch_through_503s_and_dropped_connections_is_every_sample_once(serv
         assert loader.dataset.store.remote.stats.retries > 0  # (fsspec itself answers some HEAD failures with a GET)
     finally:
         proxy.close()
+
+
+# -- Parquet files behind a URL ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def served_parquet(color_tree, tmp_path, monkeypatch):
+    """``(server, pattern, truth)``: the 24 colour images in 2 Parquet files of 3 row groups of 4 rows, behind nginx."""
+    pytest.importorskip("pyarrow", reason="pyarrow is the optional extra dali-ba[parquet]")
+    from dali_ba.parquet import write_parquet
+
+    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
+    root, truth = color_tree
+    write_parquet(scan_image_folder(root), tmp_path / "www" / "pq", rows_per_file=12, row_group_size=4)
+    (tmp_path / "nginx").mkdir()
+    server = Nginx(tmp_path / "www", tmp_path / "nginx").start()
+    yield server, f"{server.url}/pq/train-{{00000..00001}}.parquet", truth
+    server.stop()
+
+
+def make_parquet(files, **kw):
+    from dali_ba import ParquetLoader
+
+    options = dict(batch_size=5, aug_repeats=2, image_size=16, device="cpu", recipe="val", seed=3, num_threads=1,
+                   drop_last=False)
+    options.update(kw)
+    return ParquetLoader(files, **options)
+
+
+def test_parquet_over_http_is_indexed_from_footers_and_labels_then_read_a_row_group_a_request(served_parquet):
+    server, pattern, truth = served_parquet
+    loader = make_parquet(pattern)
+    assert server.requests() == 2 * (1 + 1 + 3), "per file: its size, its footer, the label chunk of each of 3 row groups"
+    assert loader.classes == ["class_0", "class_1", "class_2"]
+    before = server.requests()
+    seen = Counter()
+    for images, labels in loader:
+        found = identify(images, truth)
+        assert labels.tolist() == [truth[f][0] for f in found]
+        seen.update(found)
+    assert seen == {f: 2 for f in truth}, "each row once, as its 2 replicas"
+    assert server.requests() - before == 6, "one ranged request per row group, its image column only"
+    assert loader.dataset.store.groups_read == 6
+
+
+def test_a_parquet_index_is_cached_by_url_and_version(served_parquet):
+    server, pattern, truth = served_parquet
+    make_parquet(pattern)
+    before = server.requests()
+    loader = make_parquet(pattern, shuffle_window=1)
+    assert server.requests() - before == 2, "one metadata request per file, nothing else"
+    assert Counter(f for images, _ in loader for f in identify(images, truth)) == {f: 2 for f in truth}
+
+
+def test_a_parquet_state_saved_mid_epoch_resumes_over_http_exactly_once(served_parquet):
+    server, pattern, truth = served_parquet
+    loader = make_parquet(pattern)
+    epoch = iter(loader)
+    first = [f for _ in range(2) for f in identify(next(epoch)[0], truth)]
+    again = make_parquet(pattern, seed=9)
+    again.load_state_dict(loader.state_dict())
+    assert Counter(first + [f for images, _ in again for f in identify(images, truth)]) == {f: 2 for f in truth}
+
+
+def test_parquet_urls_that_are_missing_not_parquet_or_lack_a_column_are_named(served_parquet):
+    server, pattern, _ = served_parquet
+    (server.root / "pq" / "notes.parquet").write_bytes(b"not a parquet file at all")
+    with pytest.raises(StorageError, match=r"/pq/train-00009\.parquet does not exist \(404\)"):
+        make_parquet(f"{server.url}/pq/train-00009.parquet")
+    with pytest.raises(ValueError, match=r"/pq/notes\.parquet' is not a parquet file"):
+        make_parquet(f"{server.url}/pq/notes.parquet")
+    with pytest.raises(ValueError, match=r"/pq/train-00000\.parquet' has no column 'jpg' \(image_column\); its columns are: image, label"):
+        make_parquet(f"{server.url}/pq/train-00000.parquet", image_column="jpg")

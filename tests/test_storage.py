@@ -1,0 +1,94 @@
+"""The storage layer without a server: the in-flight window, failures, retries and pool sizing."""
+
+import asyncio
+import threading
+
+import pytest
+
+fsspec = pytest.importorskip("fsspec", reason="fsspec is the optional extra dali-ba[remote]")
+from fsspec.asyn import AsyncFileSystem  # noqa: E402
+
+import dali_ba.storage as storage  # noqa: E402
+from dali_ba.storage import RangeFile, RemoteStore, StorageError, store_for  # noqa: E402
+
+
+class SlowFS(AsyncFileSystem):
+    """``slow://NAME``: NAME's bytes are ``bytes(range(256))`` repeated; every read takes 10 ms.
+    Records the most reads in flight at once; ``fail`` maps an offset to the exception its reads raise."""
+
+    protocol = "slow"
+    cachable = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.now = self.most = self.calls = 0
+        self.fail = {}
+
+    async def _cat_file(self, path, start=None, end=None, **kwargs):
+        self.calls += 1
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.01)
+            if start in self.fail:
+                raise self.fail[start]
+            return bytes(i % 256 for i in range(start, end))
+        finally:
+            self.now -= 1
+
+
+@pytest.fixture
+def slow(monkeypatch):
+    fsspec.register_implementation("slow", SlowFS, clobber=True)
+    monkeypatch.setattr(storage, "BACKOFF_S", 0.001)
+    return RemoteStore("slow://data", in_flight=8)
+
+
+def test_read_many_keeps_the_window_over_calls_from_several_threads(slow):
+    ranges = [("slow://data", 300 * k, 50) for k in range(40)]
+    results = {}
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, slow.read_many(ranges))) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    expected = [bytes(i % 256 for i in range(300 * k, 300 * k + 50)) for k in range(40)]
+    assert all(results[n] == expected for n in range(3)), "every range, in the order asked"
+    assert slow.fs.most == 8, "never more than in_flight at once, over the three calls together"
+    assert slow.stats.requests == 120 and slow.stats.bytes == 120 * 50
+
+
+def test_read_many_retries_what_may_pass_and_names_the_range_that_never_does(slow):
+    slow.fs.fail = {600: ConnectionResetError("reset by peer"), 900: PermissionError("denied")}
+    with pytest.raises(StorageError, match=r"slow://data: access denied") as caught:
+        slow.read_many([("slow://data", 300 * k, 10) for k in range(5)])
+    assert caught.value.status == 403
+    slow.fs.fail = {600: ConnectionResetError("reset by peer")}
+    with pytest.raises(StorageError, match=r"could not read slow://data bytes 600-609 after 6 tries: ConnectionResetError"):
+        slow.read_many([("slow://data", 300 * k, 10) for k in range(5)])
+    assert slow.stats.retries >= 5
+
+
+def test_a_range_file_serves_known_ranges_and_reads_the_rest_in_one_request_each(slow):
+    f = RangeFile(slow, "slow://data", 4096, {1000: bytes(i % 256 for i in range(1000, 1100))})
+    f.seek(1010)
+    assert f.read(20) == bytes(i % 256 for i in range(1010, 1030)) and slow.stats.requests == 0
+    f.seek(-6, 2)
+    assert f.read(100) == bytes(i % 256 for i in range(4090, 4096)) and slow.stats.requests == 1, "cut at the end"
+    assert f.read(10) == b"" and f.tell() == 4096
+
+
+def test_http_and_s3_connection_pools_are_sized_to_the_window_unless_given():
+    options = storage._pooled("s3://bucket/x.tar", {"key": "k"}, 96)
+    assert options["config_kwargs"] == {"max_pool_connections": 96} and options["key"] == "k"
+    mine = storage._pooled("s3://bucket/x.tar", {"config_kwargs": {"max_pool_connections": 7}}, 96)
+    assert mine["config_kwargs"] == {"max_pool_connections": 7}
+    assert storage._pooled("https://host/x.tar", {}, 96)["get_client"].keywords == {"limit": 96}
+    assert storage._pooled("hf://datasets/a/b/x.parquet", {}, 96) == {}
+
+
+def test_sources_of_one_store_only():
+    with pytest.raises(ValueError, match="the shards mix local paths and URLs"):
+        store_for(["/data/a.tar", "https://host/b.tar"], None, what="shards")
+    with pytest.raises(ValueError, match="storage_options are for URLs .* but the parquet files are local paths"):
+        store_for(["/data/a.parquet"], {"anon": True}, what="parquet files")
