@@ -162,11 +162,12 @@ def measure(source: str, m: int, steps: int, warmup: int, server=None, **options
     cpu_s = time.process_time() - cpu0
     server_cpu_s = server.cpu_s() - server0 if server is not None else None
     requests = (store.remote.stats.requests - requests0) if store is not None else None
+    in_flight = store.remote.in_flight if store is not None else None
     loader.close()
     windows = [5 / sum(times[k:k + 5]) for k in range(len(times) - 4)]
     return {"steps_per_s": statistics.median(windows), "effective_images_per_s": statistics.median(windows) * 32 * m,
             "requests_per_effective_image": requests / (steps * 32 * m) if requests is not None else None,
-            "loader_cpu_ms_per_image": 1000 * cpu_s / (steps * 32),
+            "loader_cpu_ms_per_image": 1000 * cpu_s / (steps * 32), "in_flight": in_flight,
             "server_cpu_ms_per_request": 1000 * server_cpu_s / requests if server_cpu_s is not None and requests else None}
 
 
@@ -214,13 +215,13 @@ def main() -> None:
                 url = statistics.median(r["effective_images_per_s"] for r in runs["url"])
                 row = {"latency_ms": latency, "M": m, "disk_eff_img_s": disk, "url_eff_img_s": url, "url_over_disk": url / disk,
                        "requests_per_effective_image": runs["url"][0]["requests_per_effective_image"],
-                       "read_threads": args.read_threads or 64,
+                       "in_flight": runs["url"][0]["in_flight"],
                        "loader_cpu_ms_per_image": {k: statistics.median(r["loader_cpu_ms_per_image"] for r in v)
                                                    for k, v in runs.items()},
                        "server_cpu_ms_per_request": runs["url"][0]["server_cpu_ms_per_request"], "runs": runs}
                 rows.append(row)
                 print(f"latency {latency:4.0f} ms  M={m}  disk {disk:6.0f}  url {url:6.0f} eff img/s  url/disk {url / disk:.2f}  "
-                      f"requests/eff img {row['requests_per_effective_image']:.3f}  in flight {row['read_threads']}  loader CPU ms/image "
+                      f"requests/eff img {row['requests_per_effective_image']:.3f}  in flight {row['in_flight']}  loader CPU ms/image "
                       f"disk {row['loader_cpu_ms_per_image']['disk']:.2f} url {row['loader_cpu_ms_per_image']['url']:.2f}  "
                       f"server CPU ms/request {row['server_cpu_ms_per_request'] or float('nan'):.3f}",
                       flush=True)

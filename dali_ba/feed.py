@@ -46,14 +46,29 @@ class IOStats:
     Attributes:
         files_read: Encoded images read, which is also the number of decodes.
         bytes_read: Encoded bytes read.
+        requests: Reads sent to storage for them: one per image from files and tar shards, one
+            per row group from Parquet; behind URLs, the requests made (retries included).
         batches: Batches delivered.
+        images: Images delivered (the effective images: ``B*M`` per full batch).
         read_wait_s: Time the training thread waited for reads (inside DALI's input callback).
     """
 
     files_read: int = 0
     bytes_read: int = 0
+    requests: int = 0
     batches: int = 0
+    images: int = 0
     read_wait_s: float = 0.0
+
+    @property
+    def requests_per_image(self) -> float:
+        """Requests per effective image delivered (about 1/M for one request per image read)."""
+        return self.requests / self.images if self.images else 0.0
+
+    @property
+    def bytes_per_image(self) -> float:
+        """Encoded bytes read per effective image delivered."""
+        return self.bytes_read / self.images if self.images else 0.0
 
 
 class Feed:
@@ -82,6 +97,8 @@ class Feed:
         #: Samples left out because they could not be decoded (``on_error="skip"``).
         self.skipped: set[int] = set()
         self.io = IOStats()
+        # Requests are the store's own count where it keeps one, less what it had made before (indexing).
+        self._requests_before = getattr(index.store, "requests", 0)
 
     def start(self, batches: Iterable[Batch]) -> None:
         """Starts feeding ``batches`` (one epoch, or its rest), dropping anything still in flight."""
@@ -103,6 +120,7 @@ class Feed:
         images, labels = self._finish(outputs)
         self._pipe.schedule_run()  # DALI works on the next batch while the model takes this one
         self.io.batches += 1
+        self.io.images += len(labels)
         return batch, images, labels
 
     def stop(self) -> None:
@@ -148,6 +166,8 @@ class Feed:
         self._in_flight.append(batch)
         self.io.files_read += len(encoded)
         self.io.bytes_read += sum(e.nbytes for e in encoded)
+        made = getattr(self._index.store, "requests", None)
+        self.io.requests = made - self._requests_before if made is not None else self.io.files_read
         return encoded, self._index.labels[batch.indices]
 
     def _next_outputs(self):

@@ -113,6 +113,12 @@ class ParquetStore:
 
 
     @property
+    def requests(self) -> int:
+        """Reads sent to storage so far: row groups read, or behind URLs the store's requests
+        (the index's and retries included)."""
+        return self.remote.stats.requests if self.remote is not None else self.groups_read
+
+    @property
     def index_nbytes(self) -> int:
         """Bytes of the per-sample and per-group arrays (the index's share; cached row groups aside)."""
         return sum(a.nbytes for a in (self._group_file, self._group_starts_in_file, self._sample_group, self._sample_row))
@@ -198,6 +204,8 @@ def index_parquet(files, *, image_column: str = "image", label_column: str = "la
     """
     paths = expand_shards(files, what="parquet file", param="files")
     remote = store_for(paths, storage_options, what="parquet files")
+    if remote is not None:
+        paths = remote.expand(paths, what="parquet file")
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
         if remote is None:
             parts = list(pool.map(lambda path: _index_file(path, image_column, label_column), paths))

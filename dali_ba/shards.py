@@ -126,6 +126,8 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storag
     """
     paths = expand_shards(shards)
     remote = store_for(paths, storage_options, what="shards", in_flight=in_flight)
+    if remote is not None:
+        paths = remote.expand(paths, what="tar shard")
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
         if remote is not None:
             parts = list(pool.map(lambda url: _remote_shard_index(url, remote, use_cache), paths))
@@ -173,6 +175,11 @@ class RemoteTarSamples:
     def read(self, i: int) -> np.ndarray:
         data = self.remote.read(self._files[i], int(self._offsets[i]), int(self._sizes[i]))
         return np.frombuffer(data, dtype=np.uint8)
+
+    @property
+    def requests(self) -> int:
+        """Requests made to the store so far (the index's and retries included)."""
+        return self.remote.stats.requests
 
     def read_many(self, indices) -> list[np.ndarray]:
         """Samples ``indices``, one ranged request each, together (``RemoteStore.read_many``)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import glob
 import io
 import random
 import re
@@ -197,19 +198,27 @@ class RemoteStore:
         Raises:
             StorageError: As :meth:`read`; ``FileNotFoundError``-like 404 included.
         """
-        where = redact(url)
-        delay = BACKOFF_S
-        for attempt in range(1, self.attempts + 1):
-            self._count(requests=1)
-            try:
-                info = self.fs.info(url)
-                break
-            except Exception as err:  # noqa: BLE001
-                self._give_up(err, url, where, attempt)
-            time.sleep(delay + random.uniform(0, delay))
-            delay *= 2
+        info = self._call(url, lambda: self.fs.info(url))
         version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
         return {"size": int(info.get("size") or 0), "version": str(version).strip('"')}
+
+    def expand(self, urls: list[str], *, what: str) -> list[str]:
+        """``urls`` with each glob (``train-*.parquet``) replaced by the URLs it matches, sorted (one listing each).
+
+        Raises:
+            FileNotFoundError: A glob matches nothing (it is named).
+            StorageError: A listing failed, as :meth:`read`.
+        """
+        expanded = []
+        for url in urls:
+            if not glob.has_magic(url.split("://", 1)[1]):
+                expanded.append(url)
+                continue
+            found = sorted(self._call(url, lambda: self.fs.glob(url)))
+            if not found:
+                raise FileNotFoundError(f"{what} pattern {redact(url)!r} matches no object")
+            expanded += [path if "://" in path else self.fs.unstrip_protocol(path) for path in found]
+        return expanded
 
     def exists(self, url: str) -> bool:
         """Whether ``url`` exists: a 404 says no; other failures are retried, then raised."""
@@ -220,6 +229,19 @@ class RemoteStore:
                 return False
             raise
         return True
+
+    def _call(self, url: str, call):
+        """``call()``, a request about ``url`` other than a read, with :meth:`read`'s retries."""
+        delay = BACKOFF_S
+        for attempt in range(1, self.attempts + 1):
+            self._count(requests=1)
+            try:
+                return call()
+            except Exception as err:  # noqa: BLE001 (sorted by _give_up)
+                self._give_up(err, url, redact(url), attempt)
+            time.sleep(delay + random.uniform(0, delay))
+            delay *= 2
+        raise AssertionError("unreachable")
 
     def _give_up(self, err: Exception, url: str, where: str, attempt: int) -> None:
         """Raises ``StorageError`` where ``err`` is not worth another try (or no try is left);

@@ -62,6 +62,8 @@ def test_bench_runs_every_cpu_loader_and_measures_io_exactly(tmp_path):
     rows = {(r["loader"], r["aug_repeats"]): r for r in payload["results"]}
     assert len(rows) == 10
     assert rows[("dali-ba", 2)]["decodes_per_step"] == 2 and rows[("dali-ba", 2)]["reads_per_effective_image"] == 0.5
+    assert rows[("dali-ba", 2)]["requests_per_effective_image"] == 0.5, "one read per image from files"
+    assert rows[("torch-once", 2)]["requests_per_effective_image"] is None, "counted by dali-ba's loader only"
     assert rows[("torch-once", 2)]["decodes_per_step"] == 2
     assert rows[("torch-repeat", 2)]["decodes_per_step"] == 4 and rows[("torch-large", 2)]["reads_per_effective_image"] == 1.0
     assert rows[("dali-large", 2)]["decodes_per_step"] == 4

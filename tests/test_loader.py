@@ -166,6 +166,7 @@ def test_io_counts_each_file_once_whatever_m(color_tree):
     for _ in loader:
         pass
     assert loader.io.files_read == 24 and loader.io.bytes_read == sum(sizes.values())
+    assert (loader.io.requests, loader.io.images, loader.io.requests_per_image) == (24, 96, 0.25)
 
 
 # -- shards -----------------------------------------------------------------------------------

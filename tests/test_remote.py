@@ -102,6 +102,8 @@ def test_an_epoch_over_http_is_every_sample_once_at_one_request_each(served):
     seen = Counter(f for images, _ in loader for f in identify(images, truth))
     assert seen == {key: 2 for key in truth}, "each sample once, as its M=2 replicas"
     assert server.requests() - before == 24, "one ranged request per image, none for the replicas"
+    assert (loader.io.requests, loader.io.images, loader.io.requests_per_image) == (24, 48, 0.5), "1/M requests per image"
+    assert loader.io.bytes_per_image == loader.io.bytes_read / 48 > 0
 
 
 def test_a_state_saved_mid_epoch_resumes_over_http_exactly_once(served):
@@ -255,6 +257,7 @@ def test_parquet_over_http_is_indexed_from_footers_and_labels_then_read_a_row_gr
     assert seen == {f: 2 for f in truth}, "each row once, as its 2 replicas"
     assert server.requests() - before == 6, "one ranged request per row group, its image column only"
     assert loader.dataset.store.groups_read == 6
+    assert (loader.io.requests, loader.io.images) == (6, 48), "the index's requests are not the epoch's"
 
 
 def test_a_parquet_index_is_cached_by_url_and_version(served_parquet):

@@ -92,12 +92,16 @@ class BenchLoader:
         read_wait_s: Returns the seconds the training thread has waited on reads so far, where
             the loader can tell (dali-ba); ``None`` elsewhere.
         variant: How it runs, where it has more than one way (see ``Result.variant``).
+        requests: Returns the reads sent to storage so far (``IOStats.requests``), where the
+            loader counts them (dali-ba); ``None`` elsewhere.
     """
 
     def __init__(self, batches: Iterator, read_counts: Callable[[], tuple[int, int]], unique_per_step: int,
-                 release=lambda: None, read_wait_s: Callable[[], float] | None = None, variant: str | None = None):
+                 release=lambda: None, read_wait_s: Callable[[], float] | None = None, variant: str | None = None,
+                 requests: Callable[[], int] | None = None):
         self.batches = batches
         self.read_counts = read_counts
+        self.requests = requests
         self.unique_per_step = unique_per_step
         self.read_wait_s = read_wait_s
         self.variant = variant
@@ -156,6 +160,7 @@ def dali_ba(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
         release=loader.close,
         read_wait_s=lambda: loader.io.read_wait_s,
         variant="region decode" if loader.roi_decode else "whole-image decode",
+        requests=lambda: loader.io.requests,
     )
 
 

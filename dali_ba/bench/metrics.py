@@ -146,6 +146,9 @@ class Result:
     #: source), and from building the loader to its first batch (with ``warmup`` >= 1).
     index_s: float | None = None
     first_batch_s: float | None = None
+    #: Reads sent to storage per effective image (row groups for Parquet, requests behind URLs),
+    #: where the loader counts them (dali-ba).
+    requests_per_effective_image: float | None = None
     step_times_ms: tuple = ()
 
     def as_dict(self) -> dict:
@@ -173,6 +176,7 @@ def make_result(
     variant: str | None = None,
     index_s: float | None = None,
     first_batch_s: float | None = None,
+    requests: int | None = None,
 ) -> Result:
     """Turns one timed run into a :class:`Result`.
 
@@ -184,6 +188,7 @@ def make_result(
         tree_available: Whether the ``/proc`` readings are real.
         read_wait_s: Time the training thread waited on reads during the timed steps, where the
             loader can tell.
+        requests: Reads sent to storage during the timed steps, where the loader counts them.
     """
     stats = step_stats(step_times_s)
     effective = batch_size * aug_repeats
@@ -217,6 +222,7 @@ def make_result(
         variant=variant,
         index_s=index_s,
         first_batch_s=first_batch_s,
+        requests_per_effective_image=requests / (stats.steps * effective) if requests is not None else None,
         step_times_ms=tuple(round(t * 1000, 3) for t in step_times_s),
     )
 

@@ -23,6 +23,7 @@ COLUMNS = (
     ("uniq img/s", "unique_images_per_s", "{:.0f}"),
     ("decodes/step", "decodes_per_step", "{:.0f}"),
     ("reads/eff img", "reads_per_effective_image", "{:.3f}"),
+    ("requests/eff img", "requests_per_effective_image", "{:.3f}"),
     ("KiB read/step", "bytes_read_per_step", None),
     ("KiB/eff img", "bytes_read_per_effective_image", None),
     ("OS KiB/step", "os_read_bytes_per_step", None),

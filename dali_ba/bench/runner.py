@@ -233,6 +233,7 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
             index.store.clear()
         files0, bytes0 = bench_loader.read_counts()
         wait0 = bench_loader.read_wait_s() if bench_loader.read_wait_s else None
+        requests0 = bench_loader.requests() if bench_loader.requests else None
         before = tree.sample()
         peak_rss = before.rss_bytes
         times = []
@@ -248,6 +249,7 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
         after = tree.sample()
         files1, bytes1 = bench_loader.read_counts()
         waited = bench_loader.read_wait_s() - wait0 if bench_loader.read_wait_s else None
+        requests = bench_loader.requests() - requests0 if bench_loader.requests else None
         gpu_mem, gpu_util = _gpu_figures(device)
         return make_result(
             loader=name,
@@ -266,6 +268,7 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
             gpu_memory_mib=gpu_mem,
             gpu_util_percent=gpu_util,
             read_wait_s=waited,
+            requests=requests,
             variant=bench_loader.variant,
             index_s=index_s,
             first_batch_s=first_batch_s,
