@@ -16,6 +16,7 @@ windows over the timed steps), requests per effective image, the requests in fli
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -139,14 +140,15 @@ def _nginx(folder: Path):
 
 
 def measure(source: str, m: int, steps: int, warmup: int, server=None, **options) -> dict:
-    from dali_ba import TarShardLoader
+    from dali_ba import ParquetLoader, TarShardLoader
 
-    loader = TarShardLoader(source, batch_size=32, aug_repeats=m, device="cpu", seed=0, **options)
+    make = ParquetLoader if source.endswith(".parquet") else TarShardLoader
+    loader = make(source, batch_size=32, aug_repeats=m, device="cpu", seed=0, **options)
     batches = iter(loader)
     for _ in range(warmup):
         next(batches)
-    store = loader.dataset.store
-    requests0 = store.remote.stats.requests if store is not None else 0
+    remote = getattr(loader.dataset.store, "remote", None)
+    requests0 = loader.io.requests
     times = []
     cpu0, server0 = time.process_time(), server.cpu_s() if server is not None else 0.0
     start = time.perf_counter()
@@ -161,12 +163,14 @@ def measure(source: str, m: int, steps: int, warmup: int, server=None, **options
         start = now
     cpu_s = time.process_time() - cpu0
     server_cpu_s = server.cpu_s() - server0 if server is not None else None
-    requests = (store.remote.stats.requests - requests0) if store is not None else None
-    in_flight = store.remote.in_flight if store is not None else None
+    requests = loader.io.requests - requests0
+    # Tar shards: the store's window of requests; Parquet: its reader threads, a row group each.
+    batched = hasattr(loader.dataset.store, "read_many")
+    in_flight = None if remote is None else remote.in_flight if batched else loader._feed._reader._threads
     loader.close()
     windows = [5 / sum(times[k:k + 5]) for k in range(len(times) - 4)]
     return {"steps_per_s": statistics.median(windows), "effective_images_per_s": statistics.median(windows) * 32 * m,
-            "requests_per_effective_image": requests / (steps * 32 * m) if requests is not None else None,
+            "requests_per_effective_image": requests / (steps * 32 * m),
             "loader_cpu_ms_per_image": 1000 * cpu_s / (steps * 32), "in_flight": in_flight,
             "server_cpu_ms_per_request": 1000 * server_cpu_s / requests if server_cpu_s is not None and requests else None}
 
@@ -189,38 +193,51 @@ def main() -> None:
     parser.add_argument("--resample", choices=["auto", "dali", "torch"], default="auto",
                         help="the loader's resample option (where the CPU path makes the replicas)")
     parser.add_argument("--read-threads", type=int, default=None, help="the loader's read_threads (default: its own)")
+    parser.add_argument("--source", choices=["tar", "parquet"], default="tar",
+                        help="parquet: the bench's Parquet copy (10 row groups of 100), read with a cache of "
+                             "--cache-groups row groups, with and without shuffle_window")
+    parser.add_argument("--cache-groups", type=int, default=2,
+                        help="parquet: row groups the store keeps (2: smaller than the data, as ImageNet is)")
+    parser.add_argument("--shuffle-window", default="0,2", help="parquet: shuffle_window values (0: exact permutation)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.server == "nginx" and args.latency_ms.strip() != "0":
         parser.error("--server nginx injects no latency: pass --latency-ms 0")
-    from dali_ba.bench.runner import tar_copy
+    from dali_ba.bench.runner import parquet_copy, tar_copy
     from dali_ba.cli import default_dataset
     from dali_ba.dataset import scan_image_folder
 
-    copy = tar_copy(scan_image_folder(args.data_dir or default_dataset()))
+    if args.source == "tar":
+        copy = tar_copy(scan_image_folder(args.data_dir or default_dataset()))
+        pattern = f"train-{{000000..{len(set(copy.files)) - 1:06d}}}.tar"
+        variants = {"": {}}
+    else:
+        copy = parquet_copy(scan_image_folder(args.data_dir or default_dataset()))
+        pattern = f"train-{{00000..{len(set(copy.files)) - 1:05d}}}.parquet"
+        variants = {f"shuffle_window={w}": dict(cache_groups=args.cache_groups, shuffle_window=w or None)
+                    for w in map(int, args.shuffle_window.split(","))}
     folder = Path(copy.files[0]).parent
-    pattern = f"train-{{000000..{len(set(copy.files)) - 1:06d}}}.tar"
     rows = []
     for latency in map(float, args.latency_ms.split(",")):
         server = Server(folder, latency, args.server) if args.server != "nginx" else _nginx(folder)
         try:
-            for m in map(int, args.M.split(",")):
+            for (variant, extra), m in itertools.product(variants.items(), map(int, args.M.split(","))):
                 runs = {"disk": [], "url": []}
                 for _ in range(args.rounds):
-                    options = dict(resample=args.resample, read_threads=args.read_threads)
+                    options = dict(resample=args.resample, read_threads=args.read_threads, **extra)
                     runs["disk"].append(measure(str(folder / pattern), m, args.steps, args.warmup, **options))
                     runs["url"].append(measure(f"http://127.0.0.1:{server.port}/{pattern}", m, args.steps, args.warmup,
                                                server=server if hasattr(server, "cpu_s") else None, **options))
                 disk = statistics.median(r["effective_images_per_s"] for r in runs["disk"])
                 url = statistics.median(r["effective_images_per_s"] for r in runs["url"])
-                row = {"latency_ms": latency, "M": m, "disk_eff_img_s": disk, "url_eff_img_s": url, "url_over_disk": url / disk,
+                row = {"source": args.source, "variant": variant, "latency_ms": latency, "M": m, "disk_eff_img_s": disk, "url_eff_img_s": url, "url_over_disk": url / disk,
                        "requests_per_effective_image": runs["url"][0]["requests_per_effective_image"],
                        "in_flight": runs["url"][0]["in_flight"],
                        "loader_cpu_ms_per_image": {k: statistics.median(r["loader_cpu_ms_per_image"] for r in v)
                                                    for k, v in runs.items()},
                        "server_cpu_ms_per_request": runs["url"][0]["server_cpu_ms_per_request"], "runs": runs}
                 rows.append(row)
-                print(f"latency {latency:4.0f} ms  M={m}  disk {disk:6.0f}  url {url:6.0f} eff img/s  url/disk {url / disk:.2f}  "
+                print(f"{args.source} {variant} latency {latency:4.0f} ms  M={m}  disk {disk:6.0f}  url {url:6.0f} eff img/s  url/disk {url / disk:.2f}  "
                       f"requests/eff img {row['requests_per_effective_image']:.3f}  in flight {row['in_flight']}  loader CPU ms/image "
                       f"disk {row['loader_cpu_ms_per_image']['disk']:.2f} url {row['loader_cpu_ms_per_image']['url']:.2f}  "
                       f"server CPU ms/request {row['server_cpu_ms_per_request'] or float('nan'):.3f}",
