@@ -120,18 +120,18 @@ def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuf
 @click.option("--jobs", type=int, default=None, help="Shards indexed at once [default: the cores available].")
 @click.option("--force", is_flag=True, help="Rewrite sidecars that exist already.")
 def index_shards_command(shards, jobs: int | None, force: bool):
-    """Write a sidecar index (.idx, DALI's wds2idx format) beside each tar shard in SHARDS.
+    """Write the sidecar indexes (.idx, DALI's wds2idx format, and .labels) beside each tar shard in SHARDS.
 
     SHARDS are paths or patterns as TarShardLoader takes them ("train-{000000..001281}.tar").
     With sidecars, the first use of the shards reads one small file per shard instead of every
-    tar header; DALI's fn.readers.webdataset reads the same files. Shards made by make-shards have
-    theirs already.
+    tar header; DALI's fn.readers.webdataset reads the same .idx files. Behind a URL, the .labels
+    file saves one request per sample. Shards made by make-shards have theirs already.
     """
-    from .shards import expand_shards, sidecar_path, write_sidecars
+    from .shards import expand_shards, has_sidecars, write_sidecars
 
     try:
         paths = expand_shards(list(shards))
-        total, todo = len(paths), sum(1 for path in paths if force or not sidecar_path(path).exists())
+        total, todo = len(paths), sum(1 for path in paths if force or not has_sidecars(path))
         with click.progressbar(length=todo, label=f"indexing {todo} of {total} shard(s)", file=sys.stderr) as bar:
             written = write_sidecars(list(shards), jobs=jobs, force=force, progress=bar.update)
     except (ValueError, FileNotFoundError, TypeError) as err:

@@ -38,7 +38,7 @@ import numpy as np
 
 from .config import cache_dir
 from .dataset import IMG_EXTENSIONS, SampleIndex, StringTable, indexed_by_label
-from .storage import RemoteStore, is_url, redact, store_for
+from .storage import RemoteStore, StorageError, is_url, redact, store_for
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,11 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storag
         paths = remote.expand(paths, what="tar shard")
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
         if remote is not None:
+            before = INDEXED["label requests"]
             parts = list(pool.map(lambda url: _remote_shard_index(url, remote, use_cache), paths))
+            if INDEXED["label requests"] > before:
+                log.warning("%d labels took one request each: their shards have no labels sidecar (.labels), which "
+                            "`dali-ba index-shards` writes", INDEXED["label requests"] - before)
         else:
             parts = list(pool.map(lambda path: _shard_index(path, use_cache, wait=False), paths))
             late = [k for k, part in enumerate(parts) if part is None]  # another process was indexing them
@@ -204,14 +208,16 @@ def _remote_shard_index(url: str, remote: RemoteStore, use_cache: bool) -> Shard
     found = _load_cached(cached) if cached is not None and cached.exists() else None
     if found is not None:
         return found
-    sidecar = url[: url.rfind(".")] + ".idx" if url.rfind(".") > url.rfind("/") else url + ".idx"
+    stem = url[: url.rfind(".")] if url.rfind(".") > url.rfind("/") else url
     index = None
-    if remote.exists(sidecar):
+    text = _read_if_there(remote, stem + ".idx")
+    if text is not None:
         try:
-            lines = _sidecar_lines(remote.read(sidecar).decode("utf-8", "surrogateescape"))
-            index = _remote_sidecar(url, lines, remote, info["size"])
+            lines = _sidecar_lines(text.decode("utf-8", "surrogateescape"))
+            index = _remote_sidecar(url, lines, remote, info["size"], stem + ".labels")
         except ValueError as err:
-            warnings.warn(f"ignoring the sidecar index {redact(sidecar)}: {err}; reading the whole shard instead", stacklevel=4)
+            warnings.warn(f"ignoring the sidecar index {redact(stem)}.idx: {err}; reading the whole shard instead",
+                          stacklevel=4)
     if index is None:
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
@@ -230,14 +236,34 @@ def _remote_shard_index(url: str, remote: RemoteStore, use_cache: bool) -> Shard
     return index
 
 
-def _remote_sidecar(url: str, lines: list[str], remote: RemoteStore, total: int) -> ShardIndex:
-    """A remote shard's index from its sidecar's sample lines; the labels' small ranges are fetched
-    together, in the store's window of requests in flight (round trips overlap; each is still a
-    request: a shard of 1000 samples costs 1000 small ones, once, then the index is cached)."""
+def _remote_sidecar(url: str, lines: list[str], remote: RemoteStore, total: int, labels_url: str) -> ShardIndex:
+    """A remote shard's index from its sidecar's sample lines, and its labels from the labels
+    sidecar (one request) or, where there is none, from the label members' small ranges (one
+    request each, together in the store's window)."""
     members = _sidecar_members(lines, total)
     labels = [k for k, member in enumerate(members) if member[3]]
-    data = dict(zip(labels, remote.read_many([(url, members[k][1], members[k][2]) for k in labels])))
+    texts = None
+    found = _read_if_there(remote, labels_url)
+    if found is not None:
+        try:
+            texts = _labels_lines(found.decode("utf-8", "replace"), len(labels))
+        except ValueError as err:
+            warnings.warn(f"ignoring the labels sidecar {redact(labels_url)}: {err}", stacklevel=5)
+    if texts is None:
+        texts = remote.read_many([(url, members[k][1], members[k][2]) for k in labels])
+        INDEXED["label requests"] += len(labels)
+    data = dict(zip(labels, texts))
     return _samples(url, [(name, offset, size, data.get(k)) for k, (name, offset, size, _) in enumerate(members)])
+
+
+def _read_if_there(remote: RemoteStore, url: str) -> bytes | None:
+    """The whole object at ``url``, or ``None`` where it does not exist (one request either way)."""
+    try:
+        return remote.read(url)
+    except StorageError as err:
+        if err.status == 404:
+            return None
+        raise
 
 
 @dataclass(frozen=True)
@@ -265,7 +291,7 @@ class ShardIndex:
 
 #: How many shards this process has indexed from their bytes (sidecar or header walk), for tests
 #: and logs: with a shared cache, the ranks of a node together index each shard once.
-INDEXED = {"sidecar": 0, "walk": 0}
+INDEXED = {"sidecar": 0, "walk": 0, "label requests": 0}
 
 
 def _cache_path(path: str) -> Path:
@@ -333,6 +359,21 @@ def _write_cache(cached: Path, index: ShardIndex, path: str) -> None:
 def sidecar_path(path) -> Path:
     """Where a shard's sidecar index lies: ``train-000000.tar`` -> ``train-000000.idx`` (as ``wds2idx`` names it)."""
     return Path(path).with_suffix(".idx")
+
+
+def has_sidecars(path) -> bool:
+    """Whether the shard has both sidecars (:func:`sidecar_path`, :func:`labels_path`)."""
+    return sidecar_path(path).exists() and labels_path(path).exists()
+
+
+def labels_path(path) -> Path:
+    """Where a shard's labels sidecar lies: ``train-000000.tar`` -> ``train-000000.labels``.
+
+    Ours, beside DALI's ``.idx``: a ``dali-ba-labels v1 <count>`` first line, then the text of each
+    label member the ``.idx`` lists, in its order, one per line. A shard behind a URL is then
+    indexed with 3 requests (its size, ``.idx``, ``.labels``) instead of one more per sample.
+    """
+    return Path(path).with_suffix(".labels")
 
 
 def _read_tar_headers(path: str) -> ShardIndex:
@@ -538,6 +579,7 @@ def _uniform_sidecar(lines: list[str], tar, total: int) -> ShardIndex | None:
 # -- sidecar indexes (DALI's wds2idx format) ---------------------------------------------------------
 
 SIDECAR_VERSION = "v1.2"
+LABELS_VERSION = "dali-ba-labels v1"
 
 
 def write_sidecars(shards, *, jobs: int | None = None, force: bool = False, progress=None) -> list[Path]:
@@ -548,7 +590,7 @@ def write_sidecars(shards, *, jobs: int | None = None, force: bool = False, prog
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    paths = [p for p in expand_shards(shards) if force or not sidecar_path(p).exists()]
+    paths = [p for p in expand_shards(shards) if force or not has_sidecars(p)]
     if not paths:
         return []
     jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(paths)))
@@ -567,35 +609,61 @@ def write_sidecars(shards, *, jobs: int | None = None, force: bool = False, prog
     return written
 
 
-def write_sidecar(path, sidecar=None) -> Path:
-    """Writes the shard's sidecar index in DALI's ``wds2idx`` format (``v1.2``) and returns its path.
+def write_sidecar(path, sidecar=None, labels=None) -> Path:
+    """Writes the shard's sidecar index in DALI's ``wds2idx`` format (``v1.2``), and its labels
+    sidecar (:func:`labels_path`), and returns the index's path.
 
     One line per sample, in tar order: ``ext offset size name`` for each of its members, after a
-    ``v1.2 <samples>`` first line; ``fn.readers.webdataset`` reads the same file. Written under a
-    temporary name and renamed, so a reader never sees half of one.
+    ``v1.2 <samples>`` first line; ``fn.readers.webdataset`` reads the same file. Each is written
+    under a temporary name and renamed, so a reader never sees half of one.
     """
     path = os.fspath(path)
     sidecar = Path(sidecar) if sidecar is not None else sidecar_path(path)
+    labels = Path(labels) if labels is not None else sidecar.with_suffix(".labels")
     samples: dict[str, list[str]] = {}
-    for name, offset, size, _ in _walk_tar(path):
+    texts: dict[str, list[str]] = {}
+    for name, offset, size, data in _walk_tar(path):
         base = name.rsplit("/", 1)[-1]
         dot = name.find(".", len(name) - len(base))
         if dot <= len(name) - len(base):  # no extension, or a hidden file: not part of a sample
             continue
-        samples.setdefault(name[:dot], []).append(f"{name[dot + 1:]} {offset} {size} {name}")
+        key, extension = name[:dot], name[dot + 1:]
+        samples.setdefault(key, []).append(f"{extension} {offset} {size} {name}")
+        if extension.lower() == LABEL_EXTENSION:  # what _sidecar_members takes for a label
+            texts.setdefault(key, []).append(data.decode("utf-8", "replace").strip().replace("\n", " "))
     if not samples:
         raise ValueError(f"tar shard {path!r} holds no sample to index")
-    fd, partial = tempfile.mkstemp(dir=sidecar.parent, prefix=f"{sidecar.name}.", suffix=".tmp")
+    in_order = [text for key in samples for text in texts.get(key, ())]
+    _write_text(labels, f"{LABELS_VERSION} {len(in_order)}\n" + "".join(t + "\n" for t in in_order))
+    _write_text(sidecar, f"{SIDECAR_VERSION} {len(samples)}\n" + "".join(" ".join(parts) + "\n" for parts in samples.values()))
+    return sidecar
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(f"{SIDECAR_VERSION} {len(samples)}\n")
-            f.writelines(" ".join(parts) + "\n" for parts in samples.values())
+            f.write(text)
         os.chmod(partial, 0o644)
-        os.replace(partial, sidecar)
+        os.replace(partial, path)
     except BaseException:
         os.unlink(partial)
         raise
-    return sidecar
+
+
+def _labels_lines(text: str, count: int) -> list[bytes]:
+    """The label texts of a labels sidecar, after checking its first line and that it has ``count``.
+
+    Raises:
+        ValueError: Another format, or not ``count`` labels.
+    """
+    lines = text.split("\n")
+    if not lines[0].startswith(LABELS_VERSION + " ") or lines[-1] != "":
+        raise ValueError(f"expected a first line '{LABELS_VERSION} <count>' and whole lines")
+    labels = lines[1:-1]
+    if lines[0].split()[-1] != str(len(labels)) or len(labels) != count:
+        raise ValueError(f"it holds {len(labels)} labels, the sidecar index lists {count} label members")
+    return [label.encode() for label in labels]
 
 
 def _sidecar_lines(text: str) -> list[str]:

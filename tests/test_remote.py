@@ -128,6 +128,30 @@ def test_shards_without_sidecars_are_indexed_by_one_pass_each(served, caplog):
     assert Counter(f for images, _ in loader for f in identify(images, truth)) == {key: 2 for key in truth}
 
 
+def test_a_shard_is_indexed_with_three_requests_or_one_more_per_label_without_its_labels_sidecar(served, caplog):
+    server, pattern, truth = served
+    make(pattern)
+    assert server.requests() == 5 * 3, "per shard: its size, its .idx, its .labels"
+    for labels in (server.root / "shards").glob("*.labels"):
+        labels.unlink()
+    (server.root / "shards" / "shard-000000.labels").write_text("dali-ba-labels v1 2\n0\n1\n")  # 5 label members there
+    before = server.requests()
+    with caplog.at_level("WARNING"), pytest.warns(UserWarning, match=r"ignoring the labels sidecar .*shard-000000\.labels: it holds 2"):
+        loader = make_uncached(pattern)
+    assert server.requests() - before == 5 * 3 + 24, "then one request per label"
+    assert "24 labels took one request each" in caplog.text and "index-shards" in caplog.text
+    assert Counter(f for images, _ in loader for f in identify(images, truth)) == {key: 2 for key in truth}
+
+
+def make_uncached(pattern):
+    """``make(pattern)`` over an index built without the index cache."""
+    from dali_ba.loader import BatchAugmentLoader
+    from dali_ba.shards import index_tar_shards
+
+    return BatchAugmentLoader(index_tar_shards(pattern, use_cache=False), batch_size=3, aug_repeats=2, image_size=16,
+                              device="cpu", recipe="val", seed=1, num_threads=1, drop_last=False)
+
+
 def test_an_index_is_cached_by_url_and_version(served):
     server, pattern, _ = served
     make(pattern)

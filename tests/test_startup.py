@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from dali_ba import shards as shards_module
 from dali_ba.cli import main
 from dali_ba.dataset import StringTable, read_file_list, scan_image_folder
-from dali_ba.shards import index_tar_shards, make_shards, sidecar_path, write_sidecar
+from dali_ba.shards import index_tar_shards, labels_path, make_shards, sidecar_path, write_sidecar
 
 
 @pytest.fixture(autouse=True)
@@ -138,14 +138,17 @@ def test_a_sidecar_of_another_version_of_the_shard_is_ignored_with_a_warning(tmp
 def test_make_shards_writes_sidecars_and_index_shards_writes_them_for_others(color_tree, tmp_path):
     root, _ = color_tree
     made = make_shards(scan_image_folder(root), tmp_path / "s", shard_size=5)
-    assert all(sidecar_path(p).exists() for p in made) and not list((tmp_path / "s").glob("*.tmp"))
+    assert all(sidecar_path(p).exists() and labels_path(p).exists() for p in made)
+    assert not list((tmp_path / "s").glob("*.tmp"))
+    assert labels_path(made[0]).read_text().splitlines()[0] == "dali-ba-labels v1 5"
     for p in made:
         sidecar_path(p).unlink()
+    labels_path(made[1]).unlink()
     pattern = str(tmp_path / "s" / "shard-{000000..000004}.tar")
     result = CliRunner().invoke(main, ["index-shards", pattern, "--jobs", "2"])
     assert result.exit_code == 0, result.output
     assert "wrote 5 sidecar index(es); 0 shard(s) had one already" in result.output
-    assert all(sidecar_path(p).exists() for p in made)
+    assert all(sidecar_path(p).exists() and labels_path(p).exists() for p in made)
     again = CliRunner().invoke(main, ["index-shards", pattern])
     assert "wrote 0 sidecar index(es); 5 shard(s) had one already" in again.output
     missing = CliRunner().invoke(main, ["index-shards", str(tmp_path / "nope-*.tar")])
