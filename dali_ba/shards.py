@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import functools
 import hashlib
 import io
 import logging
@@ -131,15 +132,16 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storag
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
         if remote is not None:
             before = INDEXED["label requests"]
-            parts = list(pool.map(lambda url: _remote_shard_index(url, remote, use_cache), paths))
-            if INDEXED["label requests"] > before:
-                log.warning("%d labels took one request each: their shards have no labels sidecar (.labels), which "
-                            "`dali-ba index-shards` writes", INDEXED["label requests"] - before)
+            one = functools.partial(_remote_shard_index, remote=remote, use_cache=use_cache)
         else:
-            parts = list(pool.map(lambda path: _shard_index(path, use_cache, wait=False), paths))
-            late = [k for k, part in enumerate(parts) if part is None]  # another process was indexing them
-            for k, part in zip(late, pool.map(lambda k: _shard_index(paths[k], use_cache, wait=True), late)):
-                parts[k] = part
+            one = functools.partial(_shard_index, use_cache=use_cache)
+        parts = list(pool.map(lambda path: one(path, wait=False), paths))
+        late = [k for k, part in enumerate(parts) if part is None]  # another process was indexing them
+        for k, part in zip(late, pool.map(lambda k: one(paths[k], wait=True), late)):
+            parts[k] = part
+        if remote is not None and INDEXED["label requests"] > before:
+            log.warning("%d labels took one request each: their shards have no labels sidecar (.labels), which "
+                        "`dali-ba index-shards` writes", INDEXED["label requests"] - before)
     counts = [len(part.offsets) for part in parts]
     if not sum(counts):
         raise ValueError(f"the {len(paths)} tar shard(s) starting with {paths[0]!r} hold no sample")
@@ -197,27 +199,31 @@ class RemoteTarSamples:
         """Nothing is cached here (the bench calls this on stores)."""
 
 
-def _remote_shard_index(url: str, remote: RemoteStore, use_cache: bool) -> ShardIndex:
-    """One remote shard's index: from the local cache (keyed by URL, size and version tag), else
-    its sidecar (one request, then one small ranged request per label, many at once), else one
-    streaming pass over the whole shard (logged with its cost)."""
+def _remote_shard_index(url: str, remote: RemoteStore, use_cache: bool, *, wait: bool = True) -> ShardIndex | None:
+    """One remote shard's index: from the local cache (keyed by URL, size and version tag; the
+    ranks of a node build each entry once between them, as for local shards), else from its
+    sidecars, else from one streaming pass over the whole shard (logged with its cost). ``None``
+    where ``wait`` is False and another process is building it."""
     info = remote.info(url)
+    if not use_cache:
+        return _remote_shard_build(url, remote, info["size"])
     digest = hashlib.sha1(url.encode()).hexdigest()[:20]
     version = hashlib.sha1(info["version"].encode()).hexdigest()[:12]
-    cached = cache_dir() / "tar-index" / f"{digest}-{info['size']}-{version}-v{INDEX_VERSION}.npz" if use_cache else None
-    found = _load_cached(cached) if cached is not None and cached.exists() else None
-    if found is not None:
-        return found
+    cached = cache_dir() / "tar-index" / f"{digest}-{info['size']}-{version}-v{INDEX_VERSION}.npz"
+    return _built_once(cached, lambda: _remote_shard_build(url, remote, info["size"]), redact(url), wait=wait)
+
+
+def _remote_shard_build(url: str, remote: RemoteStore, size: int) -> ShardIndex:
     stem = url[: url.rfind(".")] if url.rfind(".") > url.rfind("/") else url
     index = None
     text = _read_if_there(remote, stem + ".idx")
     if text is not None:
         try:
             lines = _sidecar_lines(text.decode("utf-8", "surrogateescape"))
-            index = _remote_sidecar(url, lines, remote, info["size"], stem + ".labels")
+            index = _remote_sidecar(url, lines, remote, size, stem + ".labels")
         except ValueError as err:
             warnings.warn(f"ignoring the sidecar index {redact(stem)}.idx: {err}; reading the whole shard instead",
-                          stacklevel=4)
+                          stacklevel=6)
     if index is None:
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
@@ -226,13 +232,10 @@ def _remote_shard_index(url: str, remote: RemoteStore, use_cache: bool) -> Shard
                 f.write(remote.read(url))
             index = _samples(url, _walk_tar(local))
         log.warning("indexed %s by reading all of it (%.1f MB in %.1f s): no sidecar index; dali-ba index-shards writes "
-                    "them", redact(url), info["size"] / 1e6, time.perf_counter() - start)
+                    "them", redact(url), size / 1e6, time.perf_counter() - start)
         INDEXED["walk"] += 1
     else:
         INDEXED["sidecar"] += 1
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        _write_cache(cached, index, redact(url))
     return index
 
 
@@ -312,7 +315,14 @@ def _shard_index(path: str, use_cache: bool, *, wait: bool) -> ShardIndex | None
     """The index of one shard; ``None`` when ``wait`` is False and another process is building it."""
     if not use_cache:
         return _read_tar_headers(path)
-    cached = _cache_path(path)
+    return _built_once(_cache_path(path), lambda: _read_tar_headers(path), path, wait=wait)
+
+
+def _built_once(cached: Path, build, name: str, *, wait: bool) -> ShardIndex | None:
+    """The index cached in ``cached``, else ``build()``'s, written there. A lock per entry makes
+    the processes that share the cache build it once between them; ``None`` where ``wait`` is
+    False and another process holds that lock. ``name`` (a path, or a URL without credentials) is
+    what messages say."""
     found = _load_cached(cached) if cached.exists() else None
     if found is not None:
         return found
@@ -322,9 +332,9 @@ def _shard_index(path: str, use_cache: bool, *, wait: bool) -> ShardIndex | None
         locks.mkdir(exist_ok=True)
         lock = open(locks / cached.with_suffix(".lock").name, "a")
     except OSError as err:  # a read-only cache: index without it
-        warnings.warn(f"could not use the index cache {str(cached.parent)!r} ({err}); indexing {path!r} without it",
+        warnings.warn(f"could not use the index cache {str(cached.parent)!r} ({err}); indexing {name!r} without it",
                       stacklevel=4)
-        return _read_tar_headers(path)
+        return build()
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -333,8 +343,8 @@ def _shard_index(path: str, use_cache: bool, *, wait: bool) -> ShardIndex | None
         found = _load_cached(cached) if cached.exists() else None  # built while this one waited
         if found is not None:
             return found
-        index = _read_tar_headers(path)
-        _write_cache(cached, index, path)
+        index = build()
+        _write_cache(cached, index, name)
         return index
 
 

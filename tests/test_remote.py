@@ -312,3 +312,44 @@ def test_parquet_urls_that_are_missing_not_parquet_or_lack_a_column_are_named(se
         make_parquet(f"{server.url}/pq/notes.parquet")
     with pytest.raises(ValueError, match=r"/pq/train-00000\.parquet' has no column 'jpg' \(image_column\); its columns are: image, label"):
         make_parquet(f"{server.url}/pq/train-00000.parquet", image_column="jpg")
+
+
+def test_processes_sharing_a_cache_fetch_each_remote_sidecar_once_between_them(served, tmp_path):
+    import json
+    import os
+
+    from test_startup import INDEXER
+
+    server, pattern, _ = served
+    go = tmp_path / "go"
+    env = dict(os.environ, DALI_BA_CACHE=str(tmp_path / "shared-cache"))
+    procs = [subprocess.Popen([sys.executable, "-c", INDEXER, pattern, str(go)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    time.sleep(2)
+    go.touch()
+    outs = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
+    assert sum(out["indexed"]["sidecar"] for out in outs) == 5, "each shard indexed once by the 4 processes"
+    fetched = Counter(line.split('"')[1].split()[1].rsplit(".", 1)[1] for line in
+                      (server.work / "access.log").read_text().splitlines() if line.split('"')[1].startswith("GET"))
+    assert fetched["idx"] == 5 and fetched["labels"] == 5, fetched
+    assert all(out["labels"] == outs[0]["labels"] for out in outs) and len(outs[0]["labels"]) == 24
+
+
+@pytest.mark.parametrize("kind", ["tar", "parquet"])
+def test_an_epoch_begun_on_4_ranks_over_http_finishes_on_3_exactly_once(kind, request):
+    from test_elastic import flat, ranks, step_together
+
+    if kind == "tar":
+        server, pattern, truth = request.getfixturevalue("served")
+        make = lambda **kw: TarShardLoader(pattern, **kw)  # noqa: E731
+    else:
+        from dali_ba import ParquetLoader
+
+        server, pattern, truth = request.getfixturevalue("served_parquet")
+        make = lambda **kw: ParquetLoader(pattern, **kw)  # noqa: E731
+    before = ranks(make, 4, drop_last=False)
+    first = flat(step_together(before, truth, steps=1))
+    after = ranks(make, 3, drop_last=False, seed=99)
+    for loader in after:
+        loader.load_state_dict(before[1].state_dict())
+    assert Counter(first + flat(step_together(after, truth))) == Counter(list(truth)), "each sample of the epoch once"
