@@ -195,7 +195,8 @@ def probe_decode_command(device: str, out: Path | None, simulate_crash: str):
                    "synthetic (no input work: the model alone), dali-ba-tar (dali-ba over a tar-shard copy, made "
                    "once), dali-ba-full (dali-ba decoding whole images), dali-ba-dali (dali-ba making the replicas in DALI, "
                    "not torch, on the CPU), dali-ba-parquet (dali-ba over a Parquet copy in Hugging Face's layout, made "
-                   "once; needs pyarrow). Default: the first five, plus torch-gpu on a GPU.")
+                   "once; needs pyarrow), dali-ba-url (dali-ba over --url). Default: the first five, plus torch-gpu on a GPU; "
+                   "with --url, dali-ba-url too.")
 @click.option("-b", "--batch-size", default=32, show_default=True, help="B, unique images per step.")
 @click.option("--image-size", default=224, show_default=True)
 @click.option("--steps", default=20, show_default=True, help="Timed steps per loader and M.")
@@ -214,8 +215,12 @@ def probe_decode_command(device: str, out: Path | None, simulate_crash: str):
 @click.option("--export-csv", type=click.Path(dir_okay=False, path_type=Path), help="Write results as CSV.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG plot.")
 @click.option("--wide", is_flag=True, help="Show every column (the exports always hold them all).")
+@click.option("--url", default=None,
+              help="Tar shards or Parquet files (a pattern ending in .parquet) for loader dali-ba-url: URLs "
+                   "(s3://, gs://, hf://, https://; credentials from the store's usual places) or paths. The data "
+                   "summary describes DATA_DIR.")
 def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps, warmup, model, dtype, channels_last,
-                  device, workers, images, seed, cold_cache, export_json, export_csv, plot_path, wide):
+                  device, workers, images, seed, cold_cache, export_json, export_csv, plot_path, wide, url):
     """Compare steps/s, throughput and bytes read of dali-ba against the usual loaders.
 
     DATA_DIR is an ImageFolder tree; without it, an ImageNet-like set is generated once and cached.
@@ -239,7 +244,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     try:
         config = BenchConfig(
             data_dir=str(data_dir),
-            loaders=loaders or (GPU_LOADERS if on_gpu else CPU_LOADERS),
+            loaders=loaders or (GPU_LOADERS if on_gpu else CPU_LOADERS) + (("dali-ba-url",) if url else ()),
             aug_repeats=aug_repeats,
             batch_size=batch_size,
             image_size=image_size,
@@ -252,6 +257,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
             seed=seed,
             channels_last=channels_last,
             cold_cache=cold_cache,
+            url=url,
         )
         stats = dataset_stats(data_dir)
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
@@ -272,7 +278,10 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
 
     export([])  # the plan is on disk before the first run: a step cut at once still says what it missed
     with click.progressbar(length=total, label="benchmarking", file=sys.stderr) as bar:
-        results = run_bench(config, progress=bar.update, on_result=export, failures=failures)
+        try:
+            results = run_bench(config, progress=bar.update, on_result=export, failures=failures)
+        except (OSError, ValueError) as err:  # indexing a source before any run: a --url that cannot be read
+            raise UsageProblem(str(err)) from None
     if not results:
         raise click.ClickException("every run failed: " + "; ".join(f"{f.loader} at M={f.aug_repeats}: {f.error}" for f in failures))
     click.echo(f"dali-ba bench, B={batch_size}, {image_size}px, {dtype}, model={model}, device={'cuda' if on_gpu else 'cpu'}, "

@@ -166,8 +166,12 @@ class Feed:
         self._in_flight.append(batch)
         self.io.files_read += len(encoded)
         self.io.bytes_read += sum(e.nbytes for e in encoded)
-        made = getattr(self._index.store, "requests", None)
-        self.io.requests = made - self._requests_before if made is not None else self.io.files_read
+        if hasattr(encoded, "requests"):  # a batch read together says what it took
+            self.io.requests += encoded.requests
+        elif hasattr(self._index.store, "requests"):  # a store reading in groups counts them as it reads
+            self.io.requests = self._index.store.requests - self._requests_before
+        else:  # one read per file
+            self.io.requests += len(encoded)
         return encoded, self._index.labels[batch.indices]
 
     def _next_outputs(self):

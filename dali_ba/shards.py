@@ -39,7 +39,7 @@ import numpy as np
 
 from .config import cache_dir
 from .dataset import IMG_EXTENSIONS, SampleIndex, StringTable, indexed_by_label
-from .storage import RemoteStore, StorageError, is_url, redact, store_for
+from .storage import Fetched, RemoteStore, StorageError, is_url, redact, store_for
 
 log = logging.getLogger(__name__)
 
@@ -182,15 +182,12 @@ class RemoteTarSamples:
         data = self.remote.read(self._files[i], int(self._offsets[i]), int(self._sizes[i]))
         return np.frombuffer(data, dtype=np.uint8)
 
-    @property
-    def requests(self) -> int:
-        """Requests made to the store so far (the index's and retries included)."""
-        return self.remote.stats.requests
-
-    def read_many(self, indices) -> list[np.ndarray]:
-        """Samples ``indices``, one ranged request each, together (``RemoteStore.read_many``)."""
+    def read_many(self, indices) -> Fetched:
+        """Samples ``indices`` (1-D uint8 arrays), one ranged request each, together
+        (``RemoteStore.read_many``); ``requests`` on the list says how many they took."""
         ranges = [(self._files[i], int(self._offsets[i]), int(self._sizes[i])) for i in map(int, indices)]
-        return [np.frombuffer(data, dtype=np.uint8) for data in self.remote.read_many(ranges)]
+        fetched = self.remote.read_many(ranges)
+        return Fetched([np.frombuffer(data, dtype=np.uint8) for data in fetched], requests=[fetched.requests])
 
     def key(self, i: int) -> str:
         return self._keys[i]

@@ -127,10 +127,14 @@ class RemoteStore:
             StorageError: Not found or forbidden (at once), a range the server did not honour,
                 or a failure that lasted through every retry; the URL and range are named.
         """
+        return self._read(url, offset, size, [0])
+
+    def _read(self, url: str, offset: int | None, size: int | None, made: list[int]) -> bytes:
         where = _where(url, offset, size)
         delay = BACKOFF_S
         for attempt in range(1, self.attempts + 1):
             self._count(requests=1)
+            made[0] += 1
             try:
                 return self._checked(self._cat(url, offset, size), where, size)
             except Exception as err:  # noqa: BLE001 (sorted by _give_up: worth retrying or not)
@@ -139,29 +143,31 @@ class RemoteStore:
             delay *= 2
         raise AssertionError("unreachable")
 
-    def read_many(self, ranges: list[tuple[str, int, int]]) -> list[bytes]:
-        """The bytes of many ``(url, offset, size)`` ranges.
+    def read_many(self, ranges: list[tuple[str, int, int]]) -> "Fetched":
+        """The bytes of many ``(url, offset, size)`` ranges, in order, as a :class:`Fetched` list
+        that also says how many requests they took.
 
         On an asynchronous filesystem (HTTP, S3, GCS) the requests run on fsspec's event loop, at
         most ``in_flight`` at a time over every call of this store (calls from several threads
         share the window), so a batch waits about one round trip and no thread per request is
-        needed; others (the Hugging Face Hub's) are read on ``in_flight`` threads per call. Each range has its own time
-        limit and retries, as in :meth:`read`; the first range that fails for good cancels the
-        rest and is raised.
+        needed; others (the Hugging Face Hub's) are read on ``in_flight`` threads per call. Each
+        range has its own time limit and retries, as in :meth:`read`; the first range that fails
+        for good cancels the rest and is raised.
 
         Raises:
             StorageError: As :meth:`read`, naming the range that failed.
         """
+        made = [0]
         if not ranges:
-            return []
+            return Fetched()
         if not getattr(self.fs, "async_impl", False):
             with ThreadPoolExecutor(max(1, min(self.in_flight, len(ranges))), thread_name_prefix="dali-ba-storage") as pool:
-                return list(pool.map(lambda r: self.read(*r), ranges))
+                return Fetched(pool.map(lambda r: self._read(*r, made), ranges), requests=made)
         from fsspec.asyn import sync
 
-        return sync(self.fs.loop, self._read_all, ranges)
+        return Fetched(sync(self.fs.loop, self._read_all, ranges, made), requests=made)
 
-    async def _read_all(self, ranges) -> list[bytes]:
+    async def _read_all(self, ranges, made: list[int]) -> list[bytes]:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.in_flight)
         slots = self._slots
@@ -172,6 +178,7 @@ class RemoteStore:
             async with slots:
                 for attempt in range(1, self.attempts + 1):
                     self._count(requests=1)
+                    made[0] += 1
                     try:
                         data = await asyncio.wait_for(self.fs._cat_file(url, start=offset, end=offset + size), self.timeout)
                         return self._checked(data, where, size)
@@ -285,6 +292,15 @@ class RemoteStore:
             self.stats.requests += requests
             self.stats.bytes += bytes
             self.stats.retries += retries
+
+
+class Fetched(list):
+    """The bytes of the ranges :meth:`RemoteStore.read_many` was given, in order; ``requests``:
+    the requests they took, retries included."""
+
+    def __init__(self, items=(), requests: list[int] | None = None):
+        super().__init__(items)
+        self.requests = requests[0] if requests else 0
 
 
 class RangeFile(io.RawIOBase):

@@ -189,3 +189,10 @@ def test_a_bench_where_every_run_fails_says_why(tmp_path):
                    "--workers", "1", "--loaders", "dali-ba")
     assert result.exit_code == 1
     assert "every run failed: dali-ba at M=1: ValueError: batch_size=100 is larger than the 24 images" in result.output
+
+
+def test_dali_ba_url_needs_a_url_and_names_one_it_cannot_read(color_tree, tmp_path):
+    root, _ = color_tree
+    one_line_error(bench(str(root), "--loaders", "dali-ba-url"), "loader dali-ba-url reads the url option (--url)")
+    missing = bench(str(root), "--loaders", "dali-ba-url", "--url", str(tmp_path / "nope-{000..001}.tar"), "--steps", "1")
+    assert missing.exit_code == 2 and "nope-000.tar' does not exist" in missing.output and "Traceback" not in missing.output

@@ -353,3 +353,22 @@ def test_an_epoch_begun_on_4_ranks_over_http_finishes_on_3_exactly_once(kind, re
     for loader in after:
         loader.load_state_dict(before[1].state_dict())
     assert Counter(first + flat(step_together(after, truth))) == Counter(list(truth)), "each sample of the epoch once"
+
+
+def test_the_bench_reads_a_url_and_counts_its_requests(served, color_tree, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from dali_ba.cli import main
+
+    server, pattern, _ = served
+    root, _ = color_tree
+    result = CliRunner().invoke(main, ["bench", str(root), "--url", pattern, "--loaders", "dali-ba-url", "-M", "1,2", "-b", "2",
+                                       "--steps", "3", "--warmup", "1", "--image-size", "32", "--workers", "1",
+                                       "--export-json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    rows = {r["aug_repeats"]: r for r in json.loads((tmp_path / "r.json").read_text())["results"]}
+    assert rows[2]["loader"] == "dali-ba-url" and rows[2]["requests_per_effective_image"] == 0.5, "one request per image, M=2"
+    assert rows[1]["requests_per_effective_image"] == 1.0
+    assert "index of the --url source" in result.output

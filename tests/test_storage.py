@@ -22,7 +22,7 @@ class SlowFS(AsyncFileSystem):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.now = self.most = self.calls = 0
-        self.fail = {}
+        self.fail, self.fail_once = {}, {}
 
     async def _cat_file(self, path, start=None, end=None, **kwargs):
         self.calls += 1
@@ -32,6 +32,8 @@ class SlowFS(AsyncFileSystem):
             await asyncio.sleep(0.01)
             if start in self.fail:
                 raise self.fail[start]
+            if start in self.fail_once:
+                raise self.fail_once.pop(start)
             return bytes(i % 256 for i in range(start, end))
         finally:
             self.now -= 1
@@ -56,6 +58,13 @@ def test_read_many_keeps_the_window_over_calls_from_several_threads(slow):
     assert all(results[n] == expected for n in range(3)), "every range, in the order asked"
     assert slow.fs.most == 8, "never more than in_flight at once, over the three calls together"
     assert slow.stats.requests == 120 and slow.stats.bytes == 120 * 50
+
+
+def test_read_many_says_how_many_requests_a_batch_took_retries_included(slow):
+    slow.fs.fail_once = {300: TimeoutError("slow"), 1200: ConnectionResetError("reset")}
+    fetched = slow.read_many([("slow://data", 300 * k, 10) for k in range(6)])
+    assert [bytes(f) for f in fetched] == [bytes(i % 256 for i in range(300 * k, 300 * k + 10)) for k in range(6)]
+    assert fetched.requests == 8 and slow.stats.retries == 2
 
 
 def test_read_many_retries_what_may_pass_and_names_the_range_that_never_does(slow):

@@ -12,6 +12,7 @@ name           what it does per step                                   decodes  
 dali-ba        this project: read + decode B once, M DALI replicas     B          B*M
 dali-ba-tar    the same, reading a WebDataset tar-shard copy            B          B*M
 dali-ba-parquet the same, reading a Parquet copy (Hugging Face layout)  B          B*M
+dali-ba-url    the same, reading ``--url``: shards or Parquet behind a URL B         B*M
 dali-ba-full   dali-ba decoding whole images (no ROI decode), to compare B         B*M
 dali-ba-dali   dali-ba making the replicas in DALI (CPU: no torch stage) B         B*M
 dali-large     DALI ResNet-50 pipeline (fused decode+random crop)      B*M        B*M
@@ -43,13 +44,15 @@ from ..recipes import IMAGENET_MEAN, IMAGENET_STD
 from ..windows import RRC_RATIO, RRC_SCALE
 
 LOADERS = ("dali-ba", "dali-large", "torch-once", "torch-repeat", "torch-large", "torch-gpu", "synthetic",
-           "dali-ba-tar", "dali-ba-full", "dali-ba-dali", "dali-ba-parquet")
+           "dali-ba-tar", "dali-ba-full", "dali-ba-dali", "dali-ba-parquet", "dali-ba-url")
 CPU_LOADERS = LOADERS[:5]
 GPU_LOADERS = LOADERS[:6]
 #: Loaders that read the tar-shard copy of the data instead of the folder.
 TAR_LOADERS = ("dali-ba-tar",)
 #: Loaders that read the Parquet copy of the data (``parquet.write_parquet``: 100 rows per row group).
 PARQUET_LOADERS = ("dali-ba-parquet",)
+#: Loaders that read the bench's ``url``: tar shards or Parquet files behind a URL (or at a path).
+URL_LOADERS = ("dali-ba-url",)
 
 
 @dataclass(frozen=True)
@@ -421,6 +424,7 @@ FACTORIES = {
     "dali-ba": dali_ba,
     "dali-ba-tar": dali_ba,
     "dali-ba-parquet": dali_ba,
+    "dali-ba-url": dali_ba,
     "dali-ba-full": functools.partial(dali_ba, roi_decode=False),
     "dali-ba-dali": functools.partial(dali_ba, resample="dali"),
     "dali-large": dali_large,

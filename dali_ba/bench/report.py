@@ -73,13 +73,14 @@ def startup(results: list[Result]) -> str:
     """A few words on start-up: each source's index time, each loader's first batch (median over M)."""
     import numpy as np
 
-    from .loaders import PARQUET_LOADERS, TAR_LOADERS
+    from .loaders import PARQUET_LOADERS, TAR_LOADERS, URL_LOADERS
 
     indexes, firsts = {}, {}
     for r in results:
         if r.loader == "synthetic":
             continue
-        source = "tar copy" if r.loader in TAR_LOADERS else "Parquet copy" if r.loader in PARQUET_LOADERS else "folder"
+        source = ("tar copy" if r.loader in TAR_LOADERS else "Parquet copy" if r.loader in PARQUET_LOADERS
+                  else "--url source" if r.loader in URL_LOADERS else "folder")
         if r.index_s is not None:
             indexes.setdefault(source, r.index_s)
         if r.first_batch_s is not None:

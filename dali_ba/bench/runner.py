@@ -30,7 +30,7 @@ import torch
 from ..config import cache_dir, resolve_device, resolve_dtype
 from ..dataset import SampleIndex, scan_image_folder
 from ..shards import index_tar_shards, make_shards
-from .loaders import CPU_LOADERS, FACTORIES, LOADERS, PARQUET_LOADERS, TAR_LOADERS, BenchSpec
+from .loaders import CPU_LOADERS, FACTORIES, LOADERS, PARQUET_LOADERS, TAR_LOADERS, URL_LOADERS, BenchSpec
 from .metrics import ProcessTree, Result, make_result
 
 MODELS = ("none", "resnet18", "resnet50")
@@ -58,6 +58,9 @@ class BenchConfig:
         seed: Seed of orders and augmentations.
         channels_last: Feed the model channels-last tensors.
         cold_cache: Evict the data from the page cache before each timed run.
+        url: What ``dali-ba-url`` reads: tar shards or Parquet files (a pattern ending in
+            ``.parquet``), behind a URL (``s3://``, ``https://``, ...; credentials from the
+            store's usual places) or at a path.
     """
 
     data_dir: str
@@ -74,6 +77,7 @@ class BenchConfig:
     seed: int = 0
     channels_last: bool = False
     cold_cache: bool = False
+    url: str | None = None
 
     def __post_init__(self):
         unknown = [name for name in self.loaders if name not in LOADERS]
@@ -93,6 +97,8 @@ class BenchConfig:
             raise ValueError(f"workers must be an int >= 1, but got {self.workers!r}")
         resolve_dtype(self.dtype)
         device = resolve_device(self.device)
+        if any(name in URL_LOADERS for name in self.loaders) and not self.url:
+            raise ValueError("loader dali-ba-url reads the url option (--url): give the tar shards or Parquet files to read")
         if "torch-gpu" in self.loaders and device.type != "cuda":
             raise ValueError("loader torch-gpu needs a CUDA device (nvJPEG); leave it out on a CPU-only machine")
 
@@ -183,6 +189,21 @@ def parquet_copy(index: SampleIndex, timed: dict | None = None) -> SampleIndex:
     if timed is not None:
         timed["index_s"] = time.perf_counter() - start
     return copy
+
+
+def url_index(url: str, timed: dict | None = None) -> SampleIndex:
+    """The index of ``url``: Parquet files where the pattern ends in ``.parquet``, else tar shards
+    (the seconds it took in ``timed["index_s"]``)."""
+    start = time.perf_counter()
+    if url.rstrip("/").endswith(".parquet"):
+        from ..parquet import index_parquet
+
+        index = index_parquet(url)
+    else:
+        index = index_tar_shards(url)
+    if timed is not None:
+        timed["index_s"] = time.perf_counter() - start
+    return index
 
 
 def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=None, evict=(), index_s=None) -> Result:
@@ -327,6 +348,10 @@ def run_bench(config: BenchConfig, progress=None, on_result=None, failures: list
             copies.update(dict.fromkeys(names, copy(index, timed=timed)))
             index_s.update(dict.fromkeys(names, timed["index_s"]))
     evict = (*index.files, *(f for copy in copies.values() for f in copy.files)) if config.cold_cache else ()
+    if any(name in URL_LOADERS for name in config.loaders):  # after the evict list: a store's cache is its own
+        timed = {}
+        copies.update(dict.fromkeys(URL_LOADERS, url_index(config.url, timed=timed)))
+        index_s.update(dict.fromkeys(URL_LOADERS, timed["index_s"]))
     failures = [] if failures is None else failures
     results = []
     for name, aug_repeats in planned_runs(config):
