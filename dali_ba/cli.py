@@ -229,6 +229,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     from .bench.loaders import CPU_LOADERS, GPU_LOADERS
     from .bench.runner import BenchConfig, environment, planned_runs, run_bench
     from .config import resolve_device
+    from .storage import redact
     from .synthetic import dataset_stats
 
     try:
@@ -266,6 +267,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     total = len(config.loaders) * len(config.aug_repeats) * (config.steps + config.warmup)
     env = environment()
     config_dict = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
+    config_dict["url"] = redact(url) if url else None  # the exports never hold a credential
 
     failures = []
 

@@ -364,6 +364,7 @@ def test_the_bench_reads_a_url_and_counts_its_requests(served, color_tree, tmp_p
 
     server, pattern, _ = served
     root, _ = color_tree
+    pattern = pattern.replace("http://", "http://alice:s3cr3t-token@")  # nginx ignores them; the exports must not hold them
     result = CliRunner().invoke(main, ["bench", str(root), "--url", pattern, "--loaders", "dali-ba-url", "-M", "1,2", "-b", "2",
                                        "--steps", "3", "--warmup", "1", "--image-size", "32", "--workers", "1",
                                        "--export-json", str(tmp_path / "r.json")])
@@ -372,3 +373,4 @@ def test_the_bench_reads_a_url_and_counts_its_requests(served, color_tree, tmp_p
     assert rows[2]["loader"] == "dali-ba-url" and rows[2]["requests_per_effective_image"] == 0.5, "one request per image, M=2"
     assert rows[1]["requests_per_effective_image"] == 1.0
     assert "index of the --url source" in result.output
+    assert "s3cr3t-token" not in result.output and "s3cr3t-token" not in (tmp_path / "r.json").read_text()

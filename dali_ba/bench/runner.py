@@ -30,6 +30,7 @@ import torch
 from ..config import cache_dir, resolve_device, resolve_dtype
 from ..dataset import SampleIndex, scan_image_folder
 from ..shards import index_tar_shards, make_shards
+from ..storage import redact
 from .loaders import CPU_LOADERS, FACTORIES, LOADERS, PARQUET_LOADERS, TAR_LOADERS, URL_LOADERS, BenchSpec
 from .metrics import ProcessTree, Result, make_result
 
@@ -443,5 +444,5 @@ def environment() -> Environment:
         torchvision=torchvision.__version__,
         dali_ba=__version__,
         git_sha=sha,
-        command=shlex.join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        command=redact(shlex.join([os.path.basename(sys.argv[0])] + sys.argv[1:])),  # no user:password@ of a --url
     )
