@@ -206,7 +206,10 @@ class RemoteStore:
             StorageError: As :meth:`read`; ``FileNotFoundError``-like 404 included.
         """
         info = self._call(url, lambda: self.fs.info(url))
-        version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
+        # What each store calls the version of an object: S3 and GCS an ETag (GCS a generation too),
+        # the Hugging Face Hub a blob id, HTTP servers an ETag or Last-Modified, file systems an mtime.
+        version = next((info[k] for k in ("ETag", "etag", "generation", "blob_id", "LastModified", "mtime", "created")
+                        if info.get(k)), "")
         return {"size": int(info.get("size") or 0), "version": str(version).strip('"')}
 
     def expand(self, urls: list[str], *, what: str) -> list[str]:

@@ -374,3 +374,19 @@ def test_the_bench_reads_a_url_and_counts_its_requests(served, color_tree, tmp_p
     assert rows[1]["requests_per_effective_image"] == 1.0
     assert "index of the --url source" in result.output
     assert "s3cr3t-token" not in result.output and "s3cr3t-token" not in (tmp_path / "r.json").read_text()
+
+
+def test_parquet_through_503s_and_dropped_connections_is_every_row_once(served_parquet, monkeypatch):
+    import dali_ba.storage as storage
+    from faulty_proxy import FaultyProxy
+
+    monkeypatch.setattr(storage, "BACKOFF_S", 0.01)
+    server, pattern, truth = served_parquet
+    proxy = FaultyProxy(server.port, unavailable=0.10, dropped=0.02, seed=44)
+    try:
+        loader = make_parquet(pattern.replace(server.url, proxy.url), cache_groups=1)  # every batch rereads its row groups
+        seen = Counter(f for _ in range(2) for images, _ in loader for f in identify(images, truth))
+        assert seen == {f: 4 for f in truth}, "two epochs, each row once per epoch, as its 2 replicas"
+        assert proxy.counts["503"] > 0, proxy.counts
+    finally:
+        proxy.close()

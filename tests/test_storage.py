@@ -101,3 +101,32 @@ def test_sources_of_one_store_only():
         store_for(["/data/a.tar", "https://host/b.tar"], None, what="shards")
     with pytest.raises(ValueError, match="storage_options are for URLs .* but the parquet files are local paths"):
         store_for(["/data/a.parquet"], {"anon": True}, what="parquet files")
+
+
+def test_a_store_without_async_reads_batches_on_threads_end_to_end(color_tree, tmp_path, monkeypatch):
+    """fsspec's memory filesystem is synchronous, as the Hugging Face Hub's is: the same loader, on threads."""
+    from collections import Counter
+
+    from conftest import identify
+    from dali_ba import TarShardLoader
+    from dali_ba.dataset import scan_image_folder
+    from dali_ba.shards import make_shards, sample_key
+
+    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
+    root, truth = color_tree
+    index = scan_image_folder(root)
+    made = make_shards(index, tmp_path / "shards", shard_size=5)
+    by_key = {sample_key(index, i): truth[index.files[i]] for i in range(len(index))}
+    memory = fsspec.filesystem("memory")
+    folder = f"/dali-ba-{tmp_path.name}"
+    try:
+        for path in made:
+            for suffix in (".tar", ".idx", ".labels"):
+                memory.pipe(f"{folder}/{path.stem}{suffix}", path.with_suffix(suffix).read_bytes())
+        loader = TarShardLoader(f"memory://{folder}/shard-*.tar", batch_size=3, aug_repeats=2, image_size=16, device="cpu",
+                                recipe="val", seed=1, num_threads=1, drop_last=False)
+        assert not loader.dataset.store.remote.fs.async_impl
+        assert Counter(f for images, _ in loader for f in identify(images, by_key)) == {key: 2 for key in by_key}
+        assert loader.io.requests == 24
+    finally:
+        memory.rm(folder, recursive=True)
