@@ -131,17 +131,7 @@ class RemoteStore:
 
     def _read(self, url: str, offset: int | None, size: int | None, made: list[int]) -> bytes:
         where = _where(url, offset, size)
-        delay = BACKOFF_S
-        for attempt in range(1, self.attempts + 1):
-            self._count(requests=1)
-            made[0] += 1
-            try:
-                return self._checked(self._cat(url, offset, size), where, size)
-            except Exception as err:  # noqa: BLE001 (sorted by _give_up: worth retrying or not)
-                self._give_up(err, url, where, attempt)
-            time.sleep(delay + random.uniform(0, delay))
-            delay *= 2
-        raise AssertionError("unreachable")
+        return self._call(url, lambda: self._checked(self._cat(url, offset, size), where, size), where, made)
 
     def read_many(self, ranges: list[tuple[str, int, int]]) -> "Fetched":
         """The bytes of many ``(url, offset, size)`` ranges, in order, as a :class:`Fetched` list
@@ -240,15 +230,19 @@ class RemoteStore:
             raise
         return True
 
-    def _call(self, url: str, call):
-        """``call()``, a request about ``url`` other than a read, with :meth:`read`'s retries."""
+    def _call(self, url: str, call, where: str | None = None, made: list[int] | None = None):
+        """``call()``, one request about ``url``, tried up to ``attempts`` times with backoff and
+        jitter where the failure is worth another try; ``made[0]`` counts the tries, ``where``
+        (default: the URL) is what errors name."""
         delay = BACKOFF_S
         for attempt in range(1, self.attempts + 1):
             self._count(requests=1)
+            if made is not None:
+                made[0] += 1
             try:
                 return call()
-            except Exception as err:  # noqa: BLE001 (sorted by _give_up)
-                self._give_up(err, url, redact(url), attempt)
+            except Exception as err:  # noqa: BLE001 (sorted by _give_up: worth retrying or not)
+                self._give_up(err, url, where or redact(url), attempt)
             time.sleep(delay + random.uniform(0, delay))
             delay *= 2
         raise AssertionError("unreachable")
@@ -259,8 +253,10 @@ class RemoteStore:
         if isinstance(err, StorageError):
             raise err
         if isinstance(err, FileNotFoundError):
-            raise StorageError(f"{redact(url)} does not exist (404)", status=404) from None
-        status = getattr(err, "status", None) or getattr(getattr(err, "response", None), "status_code", None)
+            if err.__cause__ is None or _status(err.__cause__) in (404, 410):
+                raise StorageError(f"{redact(url)} does not exist (404)", status=404) from None
+            err = err.__cause__  # fsspec's HTTP info says "not found" for every failure (a 503 too): judge the cause
+        status = _status(err)
         if status in (401, 403) or isinstance(err, PermissionError):
             raise StorageError(f"{redact(url)}: access denied ({status or 'forbidden'}); check the credentials "
                                f"of storage_options or the environment", status=status or 403) from None
@@ -373,6 +369,11 @@ async def _http_client(limit: int, **kwargs):
     import aiohttp
 
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit), **kwargs)
+
+
+def _status(err: BaseException) -> int | None:
+    """The HTTP status an fsspec client's error carries (aiohttp's ``status``, botocore's response), if any."""
+    return getattr(err, "status", None) or getattr(getattr(err, "response", None), "status_code", None)
 
 
 def _where(url: str, offset: int | None, size: int | None) -> str:

@@ -1,9 +1,11 @@
 """An HTTP proxy in front of a real server that fails as object stores do, for the storage tests.
 
-Each request is forwarded (with its ``Range``) to the upstream server, except that, drawn from a
-seeded generator, a share of them is answered ``503`` and a share has its connection dropped
-halfway through the body; no request fails more than ``max_in_a_row`` times in a row, so the
-client's retries (more than that) always get through and the tests are not flaky. ``delay_s``
+Each request is forwarded (with its ``Range``) to the upstream server, except that a share of them
+is answered ``503`` and a share has its connection dropped halfway through the body. Which ones is
+drawn from the seed, the request (method, path, range) and how many times it was asked before, not
+from the order requests arrive in: a client that sends many at once gets the same faults on every
+run. No request fails more than ``max_in_a_row`` times in a row, so the client's retries (more than
+that) always get through and the tests are not flaky. ``delay_s``
 holds every response back, as an object store's first byte is.
 """
 
@@ -21,9 +23,10 @@ class FaultyProxy:
                  max_in_a_row: int = 2, seed: int = 0):
         self.upstream_port, self.unavailable, self.dropped, self.delay_s = upstream_port, unavailable, dropped, delay_s
         self.max_in_a_row = max_in_a_row
-        self._rng = random.Random(seed)
+        self.seed = seed
         self._lock = threading.Lock()
         self._streak: dict[tuple, int] = {}
+        self._asked: dict[tuple, int] = {}
         self.counts = {"requests": 0, "503": 0, "dropped": 0}
         proxy = self
 
@@ -39,7 +42,10 @@ class FaultyProxy:
             def do_GET(self):
                 proxy._serve(self, body=True)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 1024  # a client's whole window of requests connects at once
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -56,7 +62,8 @@ class FaultyProxy:
     def _fault(self, key, body: bool) -> str | None:
         with self._lock:
             self.counts["requests"] += 1
-            draw = self._rng.random()
+            self._asked[key] = self._asked.get(key, 0) + 1
+            draw = random.Random(f"{self.seed}|{key}|{self._asked[key]}").random()
             fault = "503" if draw < self.unavailable else "dropped" if draw < self.unavailable + self.dropped else None
             if fault == "dropped" and not body:
                 fault = None  # a HEAD has no body to cut

@@ -73,6 +73,12 @@ http {{
         return len(log.read_text().splitlines()) if log.exists() else 0
 
 
+def serve(tmp_path):
+    """nginx over ``tmp_path/www`` (to be filled by the caller), with its own work folder."""
+    (tmp_path / "nginx").mkdir()
+    return Nginx(tmp_path / "www", tmp_path / "nginx").start()
+
+
 @pytest.fixture
 def served(color_tree, tmp_path, monkeypatch):
     """``(server, pattern, truth)``: the 24 colour images as 5 tar shards (with sidecars) behind nginx."""
@@ -81,8 +87,7 @@ def served(color_tree, tmp_path, monkeypatch):
     index = scan_image_folder(root)
     make_shards(index, tmp_path / "www" / "shards", shard_size=5)
     by_key = {sample_key(index, i): truth[index.files[i]] for i in range(len(index))}
-    (tmp_path / "nginx").mkdir()
-    server = Nginx(tmp_path / "www", tmp_path / "nginx").start()
+    server = serve(tmp_path)
     yield server, f"{server.url}/shards/shard-{{000000..000004}}.tar", by_key
     server.stop()
 
@@ -229,7 +234,7 @@ def test_an_epoch_through_503s_and_dropped_connections_is_every_sample_once(serv
 
     monkeypatch.setattr(storage, "BACKOFF_S", 0.01)
     server, pattern, truth = served
-    proxy = FaultyProxy(server.port, unavailable=0.10, dropped=0.02, seed=44)  # a seed whose draws drop early
+    proxy = FaultyProxy(server.port, unavailable=0.10, dropped=0.02, seed=2)
     try:
         loader = make(pattern.replace(server.url, proxy.url))
         seen = Counter(f for _ in range(2) for images, _ in loader for f in identify(images, truth))
@@ -252,8 +257,7 @@ def served_parquet(color_tree, tmp_path, monkeypatch):
     monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
     root, truth = color_tree
     write_parquet(scan_image_folder(root), tmp_path / "www" / "pq", rows_per_file=12, row_group_size=4)
-    (tmp_path / "nginx").mkdir()
-    server = Nginx(tmp_path / "www", tmp_path / "nginx").start()
+    server = serve(tmp_path)
     yield server, f"{server.url}/pq/train-{{00000..00001}}.parquet", truth
     server.stop()
 
@@ -382,11 +386,11 @@ def test_parquet_through_503s_and_dropped_connections_is_every_row_once(served_p
 
     monkeypatch.setattr(storage, "BACKOFF_S", 0.01)
     server, pattern, truth = served_parquet
-    proxy = FaultyProxy(server.port, unavailable=0.10, dropped=0.02, seed=44)
+    proxy = FaultyProxy(server.port, unavailable=0.10, dropped=0.02, seed=2)
     try:
         loader = make_parquet(pattern.replace(server.url, proxy.url), cache_groups=1)  # every batch rereads its row groups
         seen = Counter(f for _ in range(2) for images, _ in loader for f in identify(images, truth))
         assert seen == {f: 4 for f in truth}, "two epochs, each row once per epoch, as its 2 replicas"
-        assert proxy.counts["503"] > 0, proxy.counts
+        assert proxy.counts["503"] > 0 and proxy.counts["dropped"] > 0, proxy.counts
     finally:
         proxy.close()

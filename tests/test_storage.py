@@ -23,6 +23,12 @@ class SlowFS(AsyncFileSystem):
         super().__init__(**kwargs)
         self.now = self.most = self.calls = 0
         self.fail, self.fail_once = {}, {}
+        self.info_failures = []  # raised by info, one a call, as fsspec's HTTP info does: FileNotFoundError from the cause
+
+    async def _info(self, path, **kwargs):
+        if self.info_failures:
+            raise FileNotFoundError(path) from self.info_failures.pop(0)
+        return {"name": path, "size": 4096, "type": "file", "ETag": '"v1"'}
 
     async def _cat_file(self, path, start=None, end=None, **kwargs):
         self.calls += 1
@@ -76,6 +82,21 @@ def test_read_many_retries_what_may_pass_and_names_the_range_that_never_does(slo
     with pytest.raises(StorageError, match=r"could not read slow://data bytes 600-609 after 6 tries: ConnectionResetError"):
         slow.read_many([("slow://data", 300 * k, 10) for k in range(5)])
     assert slow.stats.retries >= 5
+
+
+class Status(Exception):
+    def __init__(self, status):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+def test_not_found_that_hides_a_503_is_retried_and_a_real_404_is_not(slow):
+    slow.fs.info_failures = [Status(503), ConnectionResetError("reset")]
+    assert slow.info("slow://data") == {"size": 4096, "version": "v1"} and slow.stats.retries == 2
+    slow.fs.info_failures = [Status(404)]
+    with pytest.raises(StorageError, match=r"slow://data does not exist \(404\)"):
+        slow.info("slow://data")
+    assert slow.stats.retries == 2
 
 
 def test_a_range_file_serves_known_ranges_and_reads_the_rest_in_one_request_each(slow):
