@@ -5,9 +5,11 @@ this module turns ranges into bytes. Local paths are read by the sources themsel
 (one ``pread``); a URL goes through ``fsspec``, the interface every object store's Python client
 implements (s3fs, gcsfs, huggingface_hub, HTTP through aiohttp), with ``storage_options`` passed
 to it as pandas and ``datasets`` do. Here live what a remote read needs and a local one does not:
-a time limit per request, bounded retries with backoff and jitter on what is worth retrying
-(5xx, 429, reset connections, time-outs), errors that name the URL and the range and no
-credential, and counters of requests and bytes.
+a window of requests in flight (a batch's ranges go out together on fsspec's event loop, so a
+batch waits about one round trip), a time limit per request, bounded retries with backoff and
+jitter on what is worth retrying (5xx, 429, reset connections, bodies cut short, time-outs),
+errors that name the URL and the range and no credential, and counters of requests and bytes.
+:class:`RangeFile` lends a file's interface to readers that want one (pyarrow's Parquet reader).
 """
 
 from __future__ import annotations
