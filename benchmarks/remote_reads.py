@@ -245,7 +245,10 @@ def main() -> None:
         finally:
             server.close()
     if args.out:
-        args.out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1) + "\n")
+        from dali_ba.bench.runner import environment
+
+        args.out.write_text(json.dumps({"command": " ".join(sys.argv), "environment": environment().as_dict(), "rows": rows},
+                                       indent=1) + "\n")
 
 
 if __name__ == "__main__":
