@@ -193,6 +193,7 @@ def main() -> None:
     parser.add_argument("--resample", choices=["auto", "dali", "torch"], default="auto",
                         help="the loader's resample option (where the CPU path makes the replicas)")
     parser.add_argument("--read-threads", type=int, default=None, help="the loader's read_threads (default: its own)")
+    parser.add_argument("--read-ahead", type=int, default=2, help="the loader's read_ahead (default: its own, 2)")
     parser.add_argument("--source", choices=["tar", "parquet"], default="tar",
                         help="parquet: the bench's Parquet copy (10 row groups of 100), read with a cache of "
                              "--cache-groups row groups, with and without shuffle_window")
@@ -224,7 +225,7 @@ def main() -> None:
             for (variant, extra), m in itertools.product(variants.items(), map(int, args.M.split(","))):
                 runs = {"disk": [], "url": []}
                 for _ in range(args.rounds):
-                    options = dict(resample=args.resample, read_threads=args.read_threads, **extra)
+                    options = dict(resample=args.resample, read_threads=args.read_threads, read_ahead=args.read_ahead, **extra)
                     runs["disk"].append(measure(str(folder / pattern), m, args.steps, args.warmup, **options))
                     runs["url"].append(measure(f"http://127.0.0.1:{server.port}/{pattern}", m, args.steps, args.warmup,
                                                server=server if hasattr(server, "cpu_s") else None, **options))
