@@ -21,6 +21,7 @@ pyarrow is imported here only, so ``import dali_ba`` does not need it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -77,7 +78,12 @@ class _FileInfo:
         if group is not None:
             offset, size = self.image_ranges[group]
             known[offset] = remote.read(self.path, offset, size)
-        return pq.ParquetFile(RangeFile(remote, self.path, self.size, known), metadata=_metadata(self.tail))
+        return pq.ParquetFile(RangeFile(remote, self.path, self.size, known), metadata=self.metadata)
+
+    @functools.cached_property
+    def metadata(self):
+        """A remote file's ``FileMetaData``, parsed from its last bytes once (not at every row group)."""
+        return _metadata(self.tail)
 
 
 class ParquetStore:
