@@ -6,7 +6,9 @@ both build one, so there is a single place where bad values are caught and expla
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,27 @@ def resolve_device(device: str) -> torch.device:
             raise ValueError(f"device={device!r}, but only {torch.cuda.device_count()} CUDA device(s) are visible")
         resolved = torch.device("cuda", index)
     return resolved
+
+
+@contextlib.contextmanager
+def written_atomically(path: Path, mode: str = "wb", *, permissions: int | None = None, **open_args):
+    """A file open for writing ``path``: a temporary name beside it, renamed over ``path`` when
+    the block ends (readers see the whole file or none of it), removed if the block raises.
+
+    The temporary name is unique (``mkstemp``): on a shared cache, processes on different hosts
+    or in containers often share small pids, so a pid alone would not be. ``permissions`` are set
+    before the rename (``mkstemp`` makes the file ``0o600``).
+    """
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **open_args) as f:
+            yield f
+        if permissions is not None:
+            os.chmod(partial, permissions)
+        os.replace(partial, path)
+    except BaseException:
+        os.unlink(partial)
+        raise
 
 
 def cache_dir() -> Path:

@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import zipfile
 from collections import OrderedDict
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import cache_dir
+from .config import cache_dir, written_atomically
 from .dataset import SampleIndex, StringTable
 from .shards import expand_shards
 from .storage import RangeFile, RemoteStore, redact, store_for
@@ -354,14 +353,8 @@ def _chunk_range(row_group, leaves: list[int]) -> tuple[int, int]:
 def _write_cache(path: Path, **arrays) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(partial, path)  # atomic: readers see the whole index or none
-        except BaseException:
-            os.unlink(partial)
-            raise
+        with written_atomically(path) as f:
+            np.savez(f, **arrays)
     except OSError as err:  # a read-only cache is no reason to fail
         log.warning("could not cache the index of a parquet file in %s: %s", path.parent, err)
 

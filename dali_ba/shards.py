@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import cache_dir
+from .config import cache_dir, written_atomically
 from .dataset import IMG_EXTENSIONS, SampleIndex, StringTable, indexed_by_label
 from .storage import Fetched, RemoteStore, StorageError, is_url, redact, store_for
 
@@ -132,7 +132,8 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storag
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
         if remote is not None:
             before = INDEXED["label requests"]
-            one = functools.partial(_remote_shard_index, remote=remote, use_cache=use_cache)
+            info = functools.cache(remote.info)  # a shard left for the second pass is not asked twice
+            one = functools.partial(_remote_shard_index, remote=remote, info=info, use_cache=use_cache)
         else:
             one = functools.partial(_shard_index, use_cache=use_cache)
         parts = list(pool.map(lambda path: one(path, wait=False), paths))
@@ -187,7 +188,7 @@ class RemoteTarSamples:
         (``RemoteStore.read_many``); ``requests`` on the list says how many they took."""
         ranges = [(self._files[i], int(self._offsets[i]), int(self._sizes[i])) for i in map(int, indices)]
         fetched = self.remote.read_many(ranges)
-        return Fetched([np.frombuffer(data, dtype=np.uint8) for data in fetched], requests=[fetched.requests])
+        return Fetched([np.frombuffer(data, dtype=np.uint8) for data in fetched], requests=fetched.requests)
 
     def key(self, i: int) -> str:
         return self._keys[i]
@@ -196,12 +197,12 @@ class RemoteTarSamples:
         """Nothing is cached here (the bench calls this on stores)."""
 
 
-def _remote_shard_index(url: str, remote: RemoteStore, use_cache: bool, *, wait: bool = True) -> ShardIndex | None:
-    """One remote shard's index: from the local cache (keyed by URL, size and version tag; the
-    ranks of a node build each entry once between them, as for local shards), else from its
-    sidecars, else from one streaming pass over the whole shard (logged with its cost). ``None``
-    where ``wait`` is False and another process is building it."""
-    info = remote.info(url)
+def _remote_shard_index(url: str, remote: RemoteStore, info, use_cache: bool, *, wait: bool = True) -> ShardIndex | None:
+    """One remote shard's index: from the local cache (keyed by URL, size and version tag, which
+    ``info(url)`` gives; the ranks of a node build each entry once between them, as for local
+    shards), else from its sidecars, else from one streaming pass over the whole shard (logged
+    with its cost). ``None`` where ``wait`` is False and another process is building it."""
+    info = info(url)
     if not use_cache:
         return _remote_shard_build(url, remote, info["size"])
     digest = hashlib.sha1(url.encode()).hexdigest()[:20]
@@ -347,17 +348,9 @@ def _built_once(cached: Path, build, name: str, *, wait: bool) -> ShardIndex | N
 
 def _write_cache(cached: Path, index: ShardIndex, path: str) -> None:
     try:
-        # A name no other writer can have: on a shared cache, processes on different hosts (or in
-        # containers) often share small pids, so the pid alone is not enough.
-        fd, partial = tempfile.mkstemp(dir=cached.parent, prefix=f"{cached.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, key_blob=np.frombuffer(index.key_blob, dtype=np.uint8), key_ends=index.key_ends,
-                         offsets=index.offsets, sizes=index.sizes, labels=index.labels)
-            os.replace(partial, cached)  # atomic: readers see the whole index or none
-        except BaseException:
-            os.unlink(partial)
-            raise
+        with written_atomically(cached) as f:
+            np.savez(f, key_blob=np.frombuffer(index.key_blob, dtype=np.uint8), key_ends=index.key_ends,
+                     offsets=index.offsets, sizes=index.sizes, labels=index.labels)
     except OSError as err:
         warnings.warn(f"could not cache the index of {path!r} in {str(cached.parent)!r} ({err}); it will be "
                       f"indexed again next time", stacklevel=5)
@@ -647,15 +640,8 @@ def write_sidecar(path, sidecar=None, labels=None) -> Path:
 
 
 def _write_text(path: Path, text: str) -> None:
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(text)
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
-    except BaseException:
-        os.unlink(partial)
-        raise
+    with written_atomically(path, "w", permissions=0o644, encoding="utf-8", errors="surrogateescape") as f:
+        f.write(text)
 
 
 def _labels_lines(text: str, count: int) -> list[bytes]:

@@ -149,15 +149,18 @@ class RemoteStore:
         Raises:
             StorageError: As :meth:`read`, naming the range that failed.
         """
-        made = [0]
         if not ranges:
             return Fetched()
         if not getattr(self.fs, "async_impl", False):
             with ThreadPoolExecutor(max(1, min(self.in_flight, len(ranges))), thread_name_prefix="dali-ba-storage") as pool:
-                return Fetched(pool.map(lambda r: self._read(*r, made), ranges), requests=made)
+                made = [[0] for _ in ranges]  # one counter per range: the threads never share one
+                fetched = list(pool.map(lambda r, m: self._read(*r, m), ranges, made))
+            return Fetched(fetched, requests=sum(m[0] for m in made))
         from fsspec.asyn import sync
 
-        return Fetched(sync(self.fs.loop, self._read_all, ranges, made), requests=made)
+        made = [0]  # counted on the event loop's one thread
+        fetched = sync(self.fs.loop, self._read_all, ranges, made)
+        return Fetched(fetched, requests=made[0])
 
     async def _read_all(self, ranges, made: list[int]) -> list[bytes]:
         if self._slots is None:
@@ -299,9 +302,9 @@ class Fetched(list):
     """The bytes of the ranges :meth:`RemoteStore.read_many` was given, in order; ``requests``:
     the requests they took, retries included."""
 
-    def __init__(self, items=(), requests: list[int] | None = None):
+    def __init__(self, items=(), requests: int = 0):
         super().__init__(items)
-        self.requests = requests[0] if requests else 0
+        self.requests = requests
 
 
 class RangeFile(io.RawIOBase):

@@ -319,19 +319,10 @@ def test_parquet_urls_that_are_missing_not_parquet_or_lack_a_column_are_named(se
 
 
 def test_processes_sharing_a_cache_fetch_each_remote_sidecar_once_between_them(served, tmp_path):
-    import json
-    import os
-
-    from test_startup import INDEXER
+    from test_startup import index_together
 
     server, pattern, _ = served
-    go = tmp_path / "go"
-    env = dict(os.environ, DALI_BA_CACHE=str(tmp_path / "shared-cache"))
-    procs = [subprocess.Popen([sys.executable, "-c", INDEXER, pattern, str(go)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    time.sleep(2)
-    go.touch()
-    outs = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
+    outs = index_together(pattern, 4, tmp_path)
     assert sum(out["indexed"]["sidecar"] for out in outs) == 5, "each shard indexed once by the 4 processes"
     fetched = Counter(line.split('"')[1].split()[1].rsplit(".", 1)[1] for line in
                       (server.work / "access.log").read_text().splitlines() if line.split('"')[1].startswith("GET"))

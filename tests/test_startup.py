@@ -165,19 +165,25 @@ print(json.dumps({"indexed": shards.INDEXED, "labels": index.labels.tolist()}))
 """
 
 
-def test_processes_on_a_cold_cache_read_each_shard_once_between_them(tmp_path):
-    for n in range(24):
-        write_tar(tmp_path / f"s-{n:03d}.tar", {f"k{j}.{ext}": (str(j % 5).encode() if ext == "cls" else b"\xff" * 4000)
-                                                for j in range(400) for ext in ("jpg", "cls")})
-    pattern = str(tmp_path / "s-{000..023}.tar")
+def index_together(pattern: str, processes: int, tmp_path) -> list[dict]:
+    """What ``processes`` processes that share a cold index cache under ``tmp_path`` say after
+    indexing ``pattern`` at the same moment (``INDEXER``'s JSON)."""
     go = tmp_path / "go"
     env = dict(os.environ, DALI_BA_CACHE=str(tmp_path / "shared-cache"))
     procs = [subprocess.Popen([sys.executable, "-c", INDEXER, pattern, str(go)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+                              stderr=subprocess.PIPE, text=True) for _ in range(processes)]
     time.sleep(2)
     go.touch()
     outs = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
     assert all(proc.returncode == 0 for proc in procs)
+    return outs
+
+
+def test_processes_on_a_cold_cache_read_each_shard_once_between_them(tmp_path):
+    for n in range(24):
+        write_tar(tmp_path / f"s-{n:03d}.tar", {f"k{j}.{ext}": (str(j % 5).encode() if ext == "cls" else b"\xff" * 4000)
+                                                for j in range(400) for ext in ("jpg", "cls")})
+    outs = index_together(str(tmp_path / "s-{000..023}.tar"), 8, tmp_path)
     assert sum(out["indexed"]["walk"] + out["indexed"]["sidecar"] for out in outs) == 24, "each shard read once"
     assert all(out["labels"] == outs[0]["labels"] for out in outs) and len(outs[0]["labels"]) == 24 * 400
 

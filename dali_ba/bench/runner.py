@@ -24,6 +24,7 @@ import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -164,44 +165,44 @@ def tar_copy(index: SampleIndex, progress=None, timed: dict | None = None) -> Sa
 
     ``timed["index_s"]`` is set to the time indexing the copy took (its making aside).
     """
-    digest = hashlib.sha1("\n".join(index.files).encode()).hexdigest()[:16]
-    folder = cache_dir() / "bench-shards" / f"{index.root.name}-{digest}"
-    if not (folder / ".complete").exists():
-        make_shards(index, folder, shard_size=BENCH_SHARD_SIZE, prefix="train", progress=progress)
-        (folder / ".complete").write_text("")
-    start = time.perf_counter()
-    copy = index_tar_shards(str(folder / "train-*.tar"))
-    if timed is not None:
-        timed["index_s"] = time.perf_counter() - start
-    return copy
+    folder = _made_once(index, "bench-shards", lambda folder: make_shards(
+        index, folder, shard_size=BENCH_SHARD_SIZE, prefix="train", progress=progress))
+    return _timed(lambda: index_tar_shards(str(folder / "train-*.tar")), timed)
 
 
 def parquet_copy(index: SampleIndex, timed: dict | None = None) -> SampleIndex:
     """The index of a Parquet copy of ``index``, made once under ``cache_dir()/bench-parquet`` (``timed`` as for tar_copy)."""
     from ..parquet import index_parquet, write_parquet
 
-    digest = hashlib.sha1("\n".join(index.files).encode()).hexdigest()[:16]
-    folder = cache_dir() / "bench-parquet" / f"{index.root.name}-{digest}"
-    if not (folder / ".complete").exists():
-        write_parquet(index, folder, rows_per_file=BENCH_SHARD_SIZE, row_group_size=100)
-        (folder / ".complete").write_text("")
-    start = time.perf_counter()
-    copy = index_parquet(str(folder / "train-*.parquet"))
-    if timed is not None:
-        timed["index_s"] = time.perf_counter() - start
-    return copy
+    folder = _made_once(index, "bench-parquet", lambda folder: write_parquet(
+        index, folder, rows_per_file=BENCH_SHARD_SIZE, row_group_size=100))
+    return _timed(lambda: index_parquet(str(folder / "train-*.parquet")), timed)
 
 
 def url_index(url: str, timed: dict | None = None) -> SampleIndex:
     """The index of ``url``: Parquet files where the pattern ends in ``.parquet``, else tar shards
-    (the seconds it took in ``timed["index_s"]``)."""
-    start = time.perf_counter()
+    (``timed`` as for tar_copy)."""
     if url.rstrip("/").endswith(".parquet"):
         from ..parquet import index_parquet
 
-        index = index_parquet(url)
-    else:
-        index = index_tar_shards(url)
+        return _timed(lambda: index_parquet(url), timed)
+    return _timed(lambda: index_tar_shards(url), timed)
+
+
+def _made_once(index: SampleIndex, kind: str, write) -> Path:
+    """``cache_dir()/kind/<root name>-<digest of the files>``, filled by ``write(folder)`` the first time."""
+    digest = hashlib.sha1("\n".join(index.files).encode()).hexdigest()[:16]
+    folder = cache_dir() / kind / f"{index.root.name}-{digest}"
+    if not (folder / ".complete").exists():
+        write(folder)
+        (folder / ".complete").write_text("")
+    return folder
+
+
+def _timed(build, timed: dict | None) -> SampleIndex:
+    """``build()``, with the seconds it took in ``timed["index_s"]``."""
+    start = time.perf_counter()
+    index = build()
     if timed is not None:
         timed["index_s"] = time.perf_counter() - start
     return index
