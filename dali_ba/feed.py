@@ -136,10 +136,13 @@ class Feed:
                 self._pipe = self._new_pipeline()
             self._in_flight.clear()
 
-    def close(self) -> None:
-        """Stops reading, ends the reader threads (and the resample stage's) and frees the pipeline."""
-        self._reader.close()
-        self._finish.close()
+    def close(self, *, wait: bool = True) -> None:
+        """Stops reading, ends the reader threads (and the resample stage's) and frees the pipeline.
+
+        ``wait=False`` does not wait for the threads to end (see ``reader.ReadAhead.close``).
+        """
+        self._reader.close(wait=wait)
+        self._finish.close(wait=wait)
         self._in_flight.clear()
         self._pipe = None  # DALI's threads and memory go with the pipeline
 
@@ -222,7 +225,7 @@ class DLPackHandOff:
             images = images.permute(0, 3, 1, 2)  # [N, H, W, C] memory viewed as NCHW, channels-last strides
         return images, labels
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
         pass
 
 

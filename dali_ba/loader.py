@@ -272,8 +272,10 @@ class BatchAugmentLoader:
             on_error=config.on_error,
             device=self.device,
         )
-        # Reader threads end when the loader is collected, at exit, or at close().
-        self._closer = weakref.finalize(self, self._feed.close)
+        # Reader threads end when the loader is collected, at exit, or at close(). The collector may
+        # run this inside any thread, even one that holds threading's own locks (a thread being
+        # started): it must not join threads there, so it only tells them to end.
+        self._closer = weakref.finalize(self, functools.partial(self._feed.close, wait=False))
         self._next_epoch = 0
         self._resume_position = 0  # where in its permutation the next epoch starts (> 0 after a resume)
         self._epoch: int | None = None
@@ -358,7 +360,8 @@ class BatchAugmentLoader:
         closed loader raises ``RuntimeError``. Calling it again does nothing.
         """
         self._generation += 1  # an iterator still open stops at its next batch
-        self._closer()
+        if self._closer.detach() is not None:  # not closed yet: close now, and wait for the threads
+            self._feed.close()
 
     def __iter__(self):
         # The epoch starts at the first next(), not here, so that set_epoch() between iter(loader)

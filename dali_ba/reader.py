@@ -89,26 +89,30 @@ class ReadAhead:
         self._fill()
         return batch, encoded
 
-    def cancel(self) -> Iterator[Batch]:
+    def cancel(self, *, wait_running: bool = True) -> Iterator[Batch]:
         """Stops reading ahead. Returns the batches not taken yet, queued ones first, in order.
 
-        Reads already under way cannot be cancelled; they are waited for, so that none of them
-        (nor the file it holds open) outlives the epoch it was for.
+        Reads already under way cannot be cancelled; they are waited for (unless
+        ``wait_running`` is False), so that none of them (nor the file it holds open) outlives
+        the epoch it was for.
         """
         queued, running = [], []
         for batch, futures in self._queue:
             running += [future for future in futures if not future.cancel()]
             queued.append(batch)
         self._queue.clear()
-        wait(running)
+        if wait_running:
+            wait(running)
         rest, self._batches = self._batches, iter(())
         return itertools.chain(queued, rest)
 
-    def close(self) -> None:
-        """Cancels all reads and ends the reader threads (waiting for reads already running)."""
-        self.cancel()
+    def close(self, *, wait: bool = True) -> None:
+        """Cancels all reads and ends the reader threads: waiting for them to end, or (``wait``
+        False, for a finalizer the garbage collector may run inside any thread, even one holding
+        threading's own locks, where a join would deadlock) letting them end on their own."""
+        self.cancel(wait_running=wait)
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
     @property

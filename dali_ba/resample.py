@@ -151,10 +151,10 @@ class TorchResampler:
             images = images.permute(0, 3, 1, 2)  # [N, H, W, C] memory viewed as NCHW, channels-last strides
         return images, torch.from_dlpack(labels.as_tensor()).view(-1)
 
-    def close(self) -> None:
-        """Ends the worker threads."""
+    def close(self, *, wait: bool = True) -> None:
+        """Ends the worker threads (``wait``: as ``reader.ReadAhead.close``)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=wait)
             self._pool = None
 
     def _make(self, regions, windows, flips, erase, images, first: int, last: int) -> None:

@@ -335,3 +335,22 @@ def test_close_ends_the_loaders_threads_and_iterating_it_again_is_an_error(color
         loader.close()  # twice is fine
     finally:
         gc.enable()
+
+
+def test_a_loader_freed_by_the_garbage_collector_joins_no_thread(color_tree, monkeypatch):
+    """The collector may run a loader's finalizer inside any thread, even one that is starting and
+    holds threading's own locks; a join there deadlocks (a test run hung so, once). It only tells
+    the threads to end."""
+    import gc
+    import threading
+
+    root, _ = color_tree
+    loader = make(root)
+    next(iter(loader))  # reader and resample threads running
+    loader.itself = loader  # a cycle: only the collector frees it
+    joined = []
+    join = threading.Thread.join
+    monkeypatch.setattr(threading.Thread, "join", lambda self, *a, **kw: joined.append(self.name) or join(self, *a, **kw))
+    del loader
+    gc.collect()
+    assert joined == []
