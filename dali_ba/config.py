@@ -7,8 +7,10 @@ both build one, so there is a single place where bad values are caught and expla
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +88,54 @@ def written_atomically(path: Path, mode: str = "wb", *, permissions: int | None 
     except BaseException:
         os.unlink(partial)
         raise
+
+
+def built_once(cached: Path, build, *, load, save, name: str, wait: bool = True):
+    """What ``load(cached)`` finds, else ``build()``'s result, handed to ``save`` to be written
+    there. A lock per entry (in ``<folder>-locks`` beside the entries' folder; the OS releases it
+    if its holder dies) makes the processes that share the cache, the ranks of a node, build it
+    once between them.
+
+    Returns ``None`` where ``wait`` is False and another process holds that lock: the caller goes
+    on to other entries and comes back with ``wait`` True, when it is likely built. ``load``
+    returns ``None`` for a missing or damaged entry; a cache that cannot be written (read-only)
+    is warned of once per entry and ``build()`` is used without it. ``name`` (a path, or a URL
+    without credentials) is what messages say.
+    """
+    found = load(cached) if cached.exists() else None
+    if found is not None:
+        return found
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        locks = cached.parent.with_name(f"{cached.parent.name}-locks")  # so that only entries are in the folder
+        locks.mkdir(exist_ok=True)
+        lock = open(locks / cached.with_suffix(".lock").name, "a")
+    except OSError as err:
+        warnings.warn(f"could not use the cache {str(cached.parent)!r} ({err}); indexing {name!r} without it",
+                      stacklevel=2)
+        return build()
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return None
+        found = load(cached) if cached.exists() else None  # built while this one waited
+        if found is not None:
+            return found
+        built = build()
+        save(built)
+        return built
+
+
+def built_once_each(pool, items, one) -> list:
+    """``one(item, wait=...)`` for each item on ``pool``, in order, as :func:`built_once` is meant
+    to be used: a first pass that skips entries another process is building, then a pass that
+    waits for those (by then they are often cached)."""
+    parts = list(pool.map(lambda item: one(item, wait=False), items))
+    late = [k for k, part in enumerate(parts) if part is None]
+    for k, part in zip(late, pool.map(lambda k: one(items[k], wait=True), late)):
+        parts[k] = part
+    return parts
 
 
 def cache_dir() -> Path:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import cache_dir, written_atomically
+from .config import built_once, built_once_each, cache_dir, written_atomically
 from .dataset import SampleIndex, StringTable
 from .shards import expand_shards
 from .storage import RangeFile, RemoteStore, redact, store_for
@@ -196,8 +196,9 @@ def index_parquet(files, *, image_column: str = "image", label_column: str = "la
         storage_options: For URLs (``hf://``, ``s3://``, ``https://``, ...): passed to their
             ``fsspec`` filesystem. A remote file is indexed from range reads of its footer and its
             label column (one request per row group, all in flight together) and cached locally
-            under ``cache_dir()/parquet-index``, keyed by URL, size and version tag; each row group's
-            images are then one ranged request.
+            under ``cache_dir()/parquet-index``, keyed by URL, size and version tag (processes that
+            share the cache, the ranks of a node, fetch each file's once between them); each row
+            group's images are then one ranged request.
         use_cache: Read and write that cache (remote files only).
 
     Raises:
@@ -215,7 +216,9 @@ def index_parquet(files, *, image_column: str = "image", label_column: str = "la
         if remote is None:
             parts = list(pool.map(lambda path: _index_file(path, image_column, label_column), paths))
         else:
-            parts = list(pool.map(lambda url: _index_remote_file(url, remote, image_column, label_column, use_cache), paths))
+            one = functools.partial(_index_remote_file, remote=remote, image_column=image_column, label_column=label_column,
+                                    use_cache=use_cache)
+            parts = built_once_each(pool, paths, one)
     infos, labels, groups, rows, classes = [], [], [], [], None
     first_group = 0
     for path, group_rows, file_labels, names, remote_part in parts:
@@ -282,24 +285,33 @@ def _labels_and_groups(parquet, path: str, image_column: str, label_column: str)
 # -- files behind URLs ---------------------------------------------------------------------------------
 
 
-def _index_remote_file(url: str, remote: RemoteStore, image_column: str, label_column: str, use_cache: bool):
-    """A remote file's index, from the local cache (keyed by URL, size, version tag and columns),
-    else from its footer (one or two ranged requests) and its label column chunks (one request per
-    row group, all in flight together). Nothing of its image column is read."""
+def _index_remote_file(url: str, remote: RemoteStore, image_column: str, label_column: str, use_cache: bool, *,
+                       wait: bool = True):
+    """A remote file's index, from the local cache (keyed by URL, size, version tag and columns;
+    the ranks of a node build each entry once between them, ``config.built_once``), else from its
+    footer (one or two ranged requests) and its label column chunks (one request per row group,
+    all in flight together). Nothing of its image column is read. ``None`` where ``wait`` is
+    False and another process is building it."""
     info = remote.info(url)
-    size, name = info["size"], redact(url)
-    key = hashlib.sha1(f"{url}\0{info['version']}\0{image_column}\0{label_column}".encode()).hexdigest()[:24]
-    cached = cache_dir() / "parquet-index" / f"{key}-{size}-v{INDEX_VERSION}.npz" if use_cache else None
-    if cached is not None and cached.exists():
-        try:
-            with np.load(cached) as data:
-                tail, labels, group_rows = data["tail"].tobytes(), data["labels"], data["group_rows"].tolist()
-                names = json.loads(data["names"].tobytes()) if data["names"].size else None
-            metadata = _metadata(tail)
-            return url, group_rows, labels, (tuple(names) if names else None), _remote_part(
-                size, tail, metadata, image_column)
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, pa.ArrowException):
-            pass  # damaged: rebuilt below
+    size = info["size"]
+    build = functools.partial(_read_remote_index, url, remote, size, image_column, label_column)
+    if use_cache:
+        key = hashlib.sha1(f"{url}\0{info['version']}\0{image_column}\0{label_column}".encode()).hexdigest()[:24]
+        cached = cache_dir() / "parquet-index" / f"{key}-{size}-v{INDEX_VERSION}.npz"
+        found = built_once(cached, build, load=_load_cached, save=functools.partial(_write_cache, cached), name=redact(url),
+                           wait=wait)
+    else:
+        found = build()
+    if found is None:
+        return None
+    tail, metadata, group_rows, labels, names = found
+    return url, group_rows, labels, names, _remote_part(size, tail, metadata, image_column)
+
+
+def _read_remote_index(url: str, remote: RemoteStore, size: int, image_column: str, label_column: str):
+    """``(tail, its metadata, rows of each row group, labels, ClassLabel names or None)`` of a
+    remote file, from its last bytes and its label column chunks."""
+    name = redact(url)
     tail = remote.read(url, max(0, size - FOOTER_READ), min(size, FOOTER_READ))
     if size < 12 or tail[-4:] != b"PAR1":
         raise ValueError(f"{name!r} is not a parquet file (its last bytes are not PAR1)")
@@ -318,11 +330,29 @@ def _index_remote_file(url: str, remote: RemoteStore, image_column: str, label_c
         ranges = [_chunk_range(metadata.row_group(g), labels_leaf) for g in range(metadata.num_row_groups)]
         known.update(zip((offset for offset, _ in ranges), remote.read_many([(url, *r) for r in ranges])))
     parquet = pq.ParquetFile(RangeFile(remote, url, size, known), metadata=metadata)
-    group_rows, labels, names = _labels_and_groups(parquet, name, image_column, label_column)
-    if cached is not None:
-        _write_cache(cached, tail=np.frombuffer(tail, np.uint8), labels=labels, group_rows=np.asarray(group_rows, np.int64),
+    return (tail, metadata, *_labels_and_groups(parquet, name, image_column, label_column))
+
+
+def _load_cached(cached: Path):
+    """What ``_read_remote_index`` gave, as ``_write_cache`` saved it; ``None`` if damaged."""
+    try:
+        with np.load(cached) as data:
+            tail, labels, group_rows = data["tail"].tobytes(), data["labels"], data["group_rows"].tolist()
+            names = json.loads(data["names"].tobytes()) if data["names"].size else None
+        metadata = _metadata(tail)  # a damaged footer is rebuilt, not failed on later
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, pa.ArrowException):
+        return None
+    return tail, metadata, group_rows, labels, (tuple(names) if names else None)
+
+
+def _write_cache(cached: Path, index) -> None:
+    tail, _, group_rows, labels, names = index
+    try:
+        with written_atomically(cached) as f:
+            np.savez(f, tail=np.frombuffer(tail, np.uint8), labels=labels, group_rows=np.asarray(group_rows, np.int64),
                      names=np.frombuffer(json.dumps(names).encode() if names else b"", np.uint8))
-    return url, group_rows, labels, names, _remote_part(size, tail, metadata, image_column)
+    except OSError as err:  # a read-only cache is no reason to fail
+        log.warning("could not cache the index of a parquet file in %s: %s", cached.parent, err)
 
 
 def _metadata(tail: bytes):
@@ -348,15 +378,6 @@ def _chunk_range(row_group, leaves: list[int]) -> tuple[int, int]:
         starts.append(start)
         ends.append(start + column.total_compressed_size)
     return min(starts), max(ends) - min(starts)
-
-
-def _write_cache(path: Path, **arrays) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with written_atomically(path) as f:
-            np.savez(f, **arrays)
-    except OSError as err:  # a read-only cache is no reason to fail
-        log.warning("could not cache the index of a parquet file in %s: %s", path.parent, err)
 
 
 def _class_names(schema, label_column: str):

@@ -17,7 +17,6 @@ node that share the cache index each shard once between them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import functools
 import hashlib
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import cache_dir, written_atomically
+from .config import built_once, built_once_each, cache_dir, written_atomically
 from .dataset import IMG_EXTENSIONS, SampleIndex, StringTable, indexed_by_label
 from .storage import Fetched, RemoteStore, StorageError, is_url, redact, store_for
 
@@ -136,10 +135,7 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storag
             one = functools.partial(_remote_shard_index, remote=remote, info=info, use_cache=use_cache)
         else:
             one = functools.partial(_shard_index, use_cache=use_cache)
-        parts = list(pool.map(lambda path: one(path, wait=False), paths))
-        late = [k for k, part in enumerate(parts) if part is None]  # another process was indexing them
-        for k, part in zip(late, pool.map(lambda k: one(paths[k], wait=True), late)):
-            parts[k] = part
+        parts = built_once_each(pool, paths, one)
         if remote is not None and INDEXED["label requests"] > before:
             log.warning("%d labels took one request each: their shards have no labels sidecar (.labels), which "
                         "`dali-ba index-shards` writes", INDEXED["label requests"] - before)
@@ -317,33 +313,9 @@ def _shard_index(path: str, use_cache: bool, *, wait: bool) -> ShardIndex | None
 
 
 def _built_once(cached: Path, build, name: str, *, wait: bool) -> ShardIndex | None:
-    """The index cached in ``cached``, else ``build()``'s, written there. A lock per entry makes
-    the processes that share the cache build it once between them; ``None`` where ``wait`` is
-    False and another process holds that lock. ``name`` (a path, or a URL without credentials) is
-    what messages say."""
-    found = _load_cached(cached) if cached.exists() else None
-    if found is not None:
-        return found
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        locks = cached.parent.with_name("tar-index-locks")  # beside the entries, so that only they are in tar-index/
-        locks.mkdir(exist_ok=True)
-        lock = open(locks / cached.with_suffix(".lock").name, "a")
-    except OSError as err:  # a read-only cache: index without it
-        warnings.warn(f"could not use the index cache {str(cached.parent)!r} ({err}); indexing {name!r} without it",
-                      stacklevel=4)
-        return build()
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            return None
-        found = _load_cached(cached) if cached.exists() else None  # built while this one waited
-        if found is not None:
-            return found
-        index = build()
-        _write_cache(cached, index, name)
-        return index
+    """A shard's index through the cache entry ``cached`` (``config.built_once``)."""
+    return built_once(cached, build, load=_load_cached, save=lambda index: _write_cache(cached, index, name), name=name,
+                      wait=wait)
 
 
 def _write_cache(cached: Path, index: ShardIndex, path: str) -> None:

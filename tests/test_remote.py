@@ -4,12 +4,14 @@ nginx serves ranges as object stores do; its access log counts the requests. The
 nginx is not installed (``.ci/run`` installs Debian's ``nginx-light``).
 """
 
+import os
 import shutil
 import sys
 import socket
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -295,6 +297,13 @@ def test_a_parquet_index_is_cached_by_url_and_version(served_parquet):
     loader = make_parquet(pattern, shuffle_window=1)
     assert server.requests() - before == 2, "one metadata request per file, nothing else"
     assert Counter(f for images, _ in loader for f in identify(images, truth)) == {f: 2 for f in truth}
+    entries = sorted((Path(os.environ["DALI_BA_CACHE"]) / "parquet-index").iterdir())
+    assert len(entries) == 2
+    entries[0].write_bytes(entries[0].read_bytes()[:100])  # cut short, as by a full disk
+    before = server.requests()
+    loader = make_parquet(pattern)
+    assert server.requests() - before == 2 + (1 + 3), "the damaged entry's file is indexed again"
+    assert Counter(f for images, _ in loader for f in identify(images, truth)) == {f: 2 for f in truth}
 
 
 def test_a_parquet_state_saved_mid_epoch_resumes_over_http_exactly_once(served_parquet):
@@ -328,6 +337,17 @@ def test_processes_sharing_a_cache_fetch_each_remote_sidecar_once_between_them(s
                       (server.work / "access.log").read_text().splitlines() if line.split('"')[1].startswith("GET"))
     assert fetched["idx"] == 5 and fetched["labels"] == 5, fetched
     assert all(out["labels"] == outs[0]["labels"] for out in outs) and len(outs[0]["labels"]) == 24
+
+
+def test_processes_sharing_a_cache_read_each_parquet_footer_and_label_chunk_once_between_them(served_parquet, tmp_path):
+    from test_startup import index_together
+
+    server, pattern, truth = served_parquet
+    outs = index_together(pattern, 4, tmp_path, source="parquet")
+    gets = [line for line in (server.work / "access.log").read_text().splitlines() if line.split('"')[1].startswith("GET")]
+    assert len(gets) == 2 * (1 + 3), "per file, once for the 4 processes: its footer and the label chunk of each row group"
+    assert all(out["labels"] == outs[0]["labels"] for out in outs) and sorted(outs[0]["labels"]) == sorted(
+        label for label, _ in truth.values())
 
 
 @pytest.mark.parametrize("kind", ["tar", "parquet"])

@@ -160,17 +160,21 @@ import json, os, sys, time
 from dali_ba import shards
 while not os.path.exists(sys.argv[2]):  # start all at once
     time.sleep(0.001)
-index = shards.index_tar_shards(sys.argv[1], threads=2)
+if sys.argv[3] == "parquet":
+    from dali_ba.parquet import index_parquet
+    index = index_parquet(sys.argv[1], threads=2)
+else:
+    index = shards.index_tar_shards(sys.argv[1], threads=2)
 print(json.dumps({"indexed": shards.INDEXED, "labels": index.labels.tolist()}))
 """
 
 
-def index_together(pattern: str, processes: int, tmp_path) -> list[dict]:
+def index_together(pattern: str, processes: int, tmp_path, source: str = "tar") -> list[dict]:
     """What ``processes`` processes that share a cold index cache under ``tmp_path`` say after
-    indexing ``pattern`` at the same moment (``INDEXER``'s JSON)."""
+    indexing ``pattern`` (tar shards, or ``source="parquet"`` files) at the same moment (``INDEXER``'s JSON)."""
     go = tmp_path / "go"
     env = dict(os.environ, DALI_BA_CACHE=str(tmp_path / "shared-cache"))
-    procs = [subprocess.Popen([sys.executable, "-c", INDEXER, pattern, str(go)], env=env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", INDEXER, pattern, str(go), source], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(processes)]
     time.sleep(2)
     go.touch()
