@@ -1,13 +1,22 @@
-"""CPU per ranged request on the client, three ways, against nginx: where remote reads spend.
+"""The client's CPU per ranged request, against nginx: what an image costs at M=1 behind a URL.
 
-    .venv/bin/python benchmarks/remote_request_cost.py
+    .venv/bin/python benchmarks/remote_request_cost.py [--rounds 3]
 
-1000 image ranges of the bench's tar copy, twice each way: 64 threads calling
-``RemoteStore.read`` (what the loader does), fsspec's ``_cat_ranges`` 32 ranges per call, and
-plain ``http.client`` on 64 threads with a connection each. Prints the process CPU time per
-request and the wall time.
+Reads the first 1000 images of the bench's tar copy, 32 ranges at a time (a batch), each way in
+turn (a different one first each round), ``--rounds`` times:
+
+- ``read_many``: ``RemoteStore.read_many``, what the loader does (fsspec's event loop, aiohttp);
+- ``cat_ranges``: fsspec's own ``_cat_ranges`` on the same filesystem, without our window and checks;
+- ``http.client``: the standard library on 32 threads, one connection each (a floor for Python);
+- ``pread``: the same bytes from the shards on disk (what the URL is compared with).
+
+Prints the process's CPU time per request (median of the rounds, and each round), and wall time.
 """
+
+import argparse
 import http.client
+import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -24,37 +33,74 @@ from dali_ba.cli import default_dataset  # noqa: E402
 from dali_ba.dataset import scan_image_folder  # noqa: E402
 from dali_ba.storage import RemoteStore  # noqa: E402
 
-copy = tar_copy(scan_image_folder(default_dataset()))
-folder = Path(copy.files[0]).parent
-server = Nginx(folder, Path(tempfile.mkdtemp())).start()
-try:
-    n = 1000
-    urls = [f"{server.url}/{Path(copy.files[i]).name}" for i in range(n)]
-    offs = [int(copy.offsets[i]) for i in range(n)]; sizes = [int(copy.sizes[i]) for i in range(n)]
-    store = RemoteStore(urls[0])
-    store.read(urls[0], offs[0], sizes[0])
-    for trial in range(2):
-        c0, t0 = time.process_time(), time.perf_counter()
-        with ThreadPoolExecutor(64) as pool:
-            list(pool.map(lambda k: store.read(urls[k], offs[k], sizes[k]), range(n)))
-        print("threads x read: cpu ms/req %.3f wall %.2f s" % ((time.process_time()-c0)/n*1e3, time.perf_counter()-t0))
-        c0, t0 = time.process_time(), time.perf_counter()
-        for b in range(0, n, 32):
-            out = sync(store.fs.loop, store.fs._cat_ranges, urls[b:b+32], offs[b:b+32], [o+s for o,s in zip(offs[b:b+32], sizes[b:b+32])])
-        print("cat_ranges per 32: cpu ms/req %.3f wall %.2f s" % ((time.process_time()-c0)/n*1e3, time.perf_counter()-t0))
-        c0, t0 = time.process_time(), time.perf_counter()
-        conns = {}
+BATCH = 32
 
-        def get(k):
-            tid = threading.get_ident()
-            c = conns.get(tid)
-            if c is None:
-                c = conns[tid] = http.client.HTTPConnection("127.0.0.1", server.port)
-            c.request("GET", "/" + Path(copy.files[k]).name, headers={"Range": f"bytes={offs[k]}-{offs[k]+sizes[k]-1}"})
-            return c.getresponse().read()
 
-        with ThreadPoolExecutor(64) as pool:
-            list(pool.map(get, range(n)))
-        print("http.client threads: cpu ms/req %.3f wall %.2f s" % ((time.process_time()-c0)/n*1e3, time.perf_counter()-t0))
-finally:
-    server.stop()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=1000)
+    args = parser.parse_args()
+
+    copy = tar_copy(scan_image_folder(default_dataset()))
+    folder = Path(copy.files[0]).parent
+    images = range(min(args.images, len(copy.offsets)))
+    ranges = [(Path(copy.files[i]).name, int(copy.offsets[i]), int(copy.sizes[i])) for i in images]
+    batches = [ranges[b : b + BATCH] for b in range(0, len(ranges), BATCH)]
+    server = Nginx(folder, Path(tempfile.mkdtemp())).start()
+    try:
+        store = RemoteStore(server.url)
+        connections = threading.local()
+
+        def read_many(batch):
+            store.read_many([(f"{server.url}/{name}", offset, size) for name, offset, size in batch])
+
+        def cat_ranges(batch):
+            sync(store.fs.loop, store.fs._cat_ranges, [f"{server.url}/{name}" for name, _, _ in batch],
+                 [offset for _, offset, _ in batch], [offset + size for _, offset, size in batch])
+
+        def get(item):
+            name, offset, size = item
+            if not hasattr(connections, "http"):
+                connections.http = http.client.HTTPConnection("127.0.0.1", server.port)
+            connections.http.request("GET", f"/{name}", headers={"Range": f"bytes={offset}-{offset + size - 1}"})
+            return connections.http.getresponse().read()
+
+        with ThreadPoolExecutor(BATCH) as pool:
+            def threads(batch):
+                list(pool.map(get, batch))
+
+            files = {}
+
+            def pread(batch):
+                for name, offset, size in batch:
+                    fd = files.get(name) or files.setdefault(name, os.open(folder / name, os.O_RDONLY))
+                    os.pread(fd, size, offset)
+
+            ways = {"read_many": read_many, "cat_ranges": cat_ranges, "http.client": threads, "pread": pread}
+            for way in ways.values():  # connections open, pages cached
+                way(batches[0])
+            cpu = {name: [] for name in ways}
+            wall = {name: [] for name in ways}
+            names = list(ways)
+            for r in range(args.rounds):
+                for name in names[r % len(names):] + names[: r % len(names)]:  # each way first in turn
+                    way = ways[name]
+                    cpu0, wall0 = time.process_time(), time.perf_counter()
+                    for batch in batches:
+                        way(batch)
+                    cpu[name].append((time.process_time() - cpu0) / len(ranges) * 1e3)
+                    wall[name].append(time.perf_counter() - wall0)
+            for fd in files.values():
+                os.close(fd)
+    finally:
+        server.stop()
+    print(f"{len(ranges)} ranges, {BATCH} at a time, {args.rounds} rounds; nginx on the same cores")
+    for name in ways:
+        rounds = " ".join(f"{ms:.3f}" for ms in cpu[name])
+        print(f"{name:12s} CPU ms/request {statistics.median(cpu[name]):.3f} (rounds {rounds})  "
+              f"wall s {statistics.median(wall[name]):.2f}")
+
+
+if __name__ == "__main__":
+    main()
