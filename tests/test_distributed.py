@@ -122,7 +122,13 @@ def start(cmd, env=None):
     """Starts ``cmd`` with its output read on a thread into a queue of lines (so reads never block the test)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+
+    def read():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)  # the end of the output
+
+    threading.Thread(target=read, daemon=True).start()
     return proc, lines
 
 
@@ -133,6 +139,8 @@ def wait_for(lines, text, seen, timeout=180):
             line = lines.get(timeout=1)
         except queue.Empty:
             continue
+        if line is None:
+            break
         seen.append(line)
         if text in line:
             return
@@ -140,10 +148,10 @@ def wait_for(lines, text, seen, timeout=180):
 
 
 def finish(proc, lines, seen, timeout=180):
+    """The whole output of ``proc`` (``seen`` and the rest), once it has ended."""
     proc.wait(timeout=timeout)
-    time.sleep(0.2)
-    while not lines.empty():
-        seen.append(lines.get())
+    for line in iter(lambda: lines.get(timeout=timeout), None):  # to the end of its output, not just what has come
+        seen.append(line)
     return "".join(seen)
 
 
