@@ -1,7 +1,8 @@
 """Start-up at ImageNet scale: index time, index memory and first batch of every source.
 
     .venv/bin/python benchmarks/startup.py [--samples 1281167] [--classes 1000] [--shard-size 1000]
-        [--sources folder,list,shards-first,shards-idx,shards-cached] [--out results/startup.json]
+        [--sources folder,list,shards-first,shards-idx,shards-cached,url-first,url-cached]
+        [--latency-ms 20] [--index-threads N] [--out results/startup.json]
 
 Builds, once, under ``cache_dir()/startup-<samples>``, a data set of tiny JPEGs (so that only
 the index costs) in every layout: an ImageFolder tree and a ``path label`` list of hard links to
@@ -12,6 +13,12 @@ in a fresh process with an empty index cache (``shards-cached`` reuses the cache
 string it references, counted once), the process's RSS growth, and the time from the index to the
 first batch of a CPU loader (B=32, M=1, 64 px). The page cache is warm (the links share a few
 files), as in the issue's table.
+
+``url-first`` and ``url-cached`` read the shards with sidecars over HTTP from
+``remote_reads.py``'s lean server, each response held back ``--latency-ms`` (an object store's
+first byte): ``url-first`` on an empty index cache (3 requests a shard: its size, ``.idx`` and
+``.labels``), ``url-cached`` on the cache it left (1 request a shard: its size and version).
+``--index-threads`` sets ``index_tar_shards``'s ``threads`` (default: its own).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-SOURCES = ("folder", "list", "shards-first", "shards-idx", "shards-cached")
+SOURCES = ("folder", "list", "shards-first", "shards-idx", "shards-cached", "url-first", "url-cached")
 
 
 def build(root: Path, samples: int, classes: int, shard_size: int) -> None:
@@ -88,6 +95,7 @@ def build(root: Path, samples: int, classes: int, shard_size: int) -> None:
         for kind in ("plain", "idx"):
             os.link(source.with_suffix(".tar"), root / kind / f"train-{k:06d}.tar")
         os.link(source.with_suffix(".idx"), root / "idx" / f"train-{k:06d}.idx")
+        os.link(source.with_suffix(".labels"), root / "idx" / f"train-{k:06d}.labels")
     (root / ".complete").write_text("")
     print(f"all layouts: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
@@ -118,8 +126,8 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def measure(source: str, root: Path) -> dict:
-    """One source, in this (fresh) process."""
+def measure(source: str, root: Path, url: str | None = None, threads: int | None = None) -> dict:
+    """One source, in this (fresh) process (``url``: where ``root/idx`` is served, for the URL sources)."""
     import gc
 
     from dali_ba import BatchAugmentLoader
@@ -133,6 +141,10 @@ def measure(source: str, root: Path) -> dict:
         index = scan_image_folder(root / "folder")
     elif source == "list":
         index = read_file_list(root / "folder" / "train.txt")
+    elif source.startswith("url"):
+        count = len(list((root / "idx").glob("train-*.tar")))
+        options = {} if threads is None else {"threads": threads}
+        index = index_tar_shards(f"{url}/train-{{000000..{count - 1:06d}}}.tar", **options)
     else:
         index = index_tar_shards(str(root / ("idx" if source == "shards-idx" else "plain") / "train-*.tar"))
     index_s = time.perf_counter() - start
@@ -155,14 +167,17 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--sources", default=",".join(SOURCES))
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="url sources: the server's first-byte latency")
+    parser.add_argument("--index-threads", type=int, help="url sources: index_tar_shards's threads (default: its own)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--baseline", type=Path, help="measure with the dali_ba package in this checkout instead "
                         "(an older commit, e.g. a `git worktree`): the same data, side by side")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.root)))
+        print(json.dumps(measure(args.measure, args.root, args.url, args.index_threads)))
         return
     from dali_ba.config import cache_dir
 
@@ -170,22 +185,37 @@ def main() -> None:
     build(root, args.samples, args.classes, args.shard_size)
     index_cache = root / "index-cache"
     subprocess.run(["rm", "-rf", str(index_cache)], check=True)
-    rows = []
-    for source in args.sources.split(","):
+    sources = args.sources.split(",")
+    for source in sources:
         if source not in SOURCES:
             parser.error(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
-        env = dict(os.environ, DALI_BA_CACHE=str(index_cache))
-        if args.baseline:
-            env["PYTHONPATH"] = str(args.baseline)
-        done = subprocess.run([sys.executable, __file__, "--measure", source, "--root", str(root)], env=env,
-                              capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"{source} failed:\n{done.stderr[-3000:]}")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"{source:14s} {r['samples']:>9d} samples  index {r['index_s']:6.2f} s  {r['index_bytes_per_sample']:6.1f} B/sample "
-              f"(RSS {r['rss_before_index_mib']:.0f} -> +{r['rss_growth_mib']:.0f} MiB)  first batch {r['first_batch_s']:.2f} s  "
-              f"RSS then {r['rss_after_mib']:.0f} MiB", flush=True)
+    server = None
+    if any(source.startswith("url") for source in sources):
+        from remote_reads import Server
+
+        server = Server(root / "idx", args.latency_ms)
+    rows = []
+    try:
+        for source in sources:
+            env = dict(os.environ, DALI_BA_CACHE=str(index_cache))
+            if args.baseline:
+                env["PYTHONPATH"] = str(args.baseline)
+            command = [sys.executable, __file__, "--measure", source, "--root", str(root)]
+            if source.startswith("url"):
+                command += ["--url", f"http://127.0.0.1:{server.port}"]
+                if args.index_threads:
+                    command += ["--index-threads", str(args.index_threads)]
+            done = subprocess.run(command, env=env, capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"{source} failed:\n{done.stderr[-3000:]}")
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            r = rows[-1]
+            print(f"{source:14s} {r['samples']:>9d} samples  index {r['index_s']:6.2f} s  {r['index_bytes_per_sample']:6.1f} "
+                  f"B/sample (RSS {r['rss_before_index_mib']:.0f} -> +{r['rss_growth_mib']:.0f} MiB)  first batch "
+                  f"{r['first_batch_s']:.2f} s  RSS then {r['rss_after_mib']:.0f} MiB", flush=True)
+    finally:
+        if server is not None:
+            server.close()
     if args.out:
         args.out.write_text(json.dumps({"samples": args.samples, "command": " ".join(sys.argv), "git": _git(args.baseline),
                                         "results": rows}, indent=1) + "\n")
@@ -193,7 +223,8 @@ def main() -> None:
 
 def _git(baseline: Path | None) -> str:
     where = baseline or Path(__file__).parent
-    return subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    git = lambda *args: subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    return git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import numpy as np
 from .config import built_once, built_once_each, cache_dir, written_atomically
 from .dataset import SampleIndex, StringTable
 from .shards import expand_shards
-from .storage import RangeFile, RemoteStore, redact, store_for
+from .storage import INDEX_THREADS, RangeFile, RemoteStore, redact, store_for
 
 try:
     import pyarrow as pa
@@ -183,7 +183,7 @@ class ParquetStore:
 
 
 def index_parquet(files, *, image_column: str = "image", label_column: str = "label", cache_groups: int = CACHE_GROUPS,
-                  threads: int = 8, storage_options: dict | None = None, use_cache: bool = True) -> SampleIndex:
+                  threads: int | None = None, storage_options: dict | None = None, use_cache: bool = True) -> SampleIndex:
     """Indexes Parquet files into one :class:`SampleIndex` read through a :class:`ParquetStore`.
 
     Args:
@@ -192,7 +192,7 @@ def index_parquet(files, *, image_column: str = "image", label_column: str = "la
         label_column: The integer label column. Class names come from Hugging Face's ``ClassLabel``
             metadata where the files carry it, else ``"0"``, ``"1"``, ...
         cache_groups: Row groups the store keeps decoded.
-        threads: Files indexed at once.
+        threads: Files indexed at once; ``None``: 8, or ``storage.INDEX_THREADS`` (32) for URLs.
         storage_options: For URLs (``hf://``, ``s3://``, ``https://``, ...): passed to their
             ``fsspec`` filesystem. A remote file is indexed from range reads of its footer and its
             label column (one request per row group, all in flight together) and cached locally
@@ -212,6 +212,7 @@ def index_parquet(files, *, image_column: str = "image", label_column: str = "la
     remote = store_for(paths, storage_options, what="parquet files")
     if remote is not None:
         paths = remote.expand(paths, what="parquet file")
+    threads = threads or (INDEX_THREADS if remote is not None else 8)
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
         if remote is None:
             parts = list(pool.map(lambda path: _index_file(path, image_column, label_column), paths))

@@ -38,7 +38,7 @@ import numpy as np
 
 from .config import built_once, built_once_each, cache_dir, written_atomically
 from .dataset import IMG_EXTENSIONS, SampleIndex, StringTable, indexed_by_label
-from .storage import Fetched, RemoteStore, StorageError, is_url, redact, store_for
+from .storage import INDEX_THREADS, Fetched, RemoteStore, StorageError, is_url, redact, store_for
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _brace_expand(pattern: str) -> list[str]:
     return [expanded for n in range(int(first), int(last) + 1) for expanded in _brace_expand(f"{head}{n:0{width}d}{tail}")]
 
 
-def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storage_options: dict | None = None,
+def index_tar_shards(shards, *, use_cache: bool = True, threads: int | None = None, storage_options: dict | None = None,
                      in_flight: int | None = None) -> SampleIndex:
     """Indexes tar shards (see the module docstring) into one :class:`SampleIndex`.
 
@@ -114,7 +114,8 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storag
         shards: As :func:`expand_shards` takes it, or URLs (``https://``, ``s3://``, ... with brace
             ranges; see ``storage.py``): their samples are then read with one ranged request each.
         use_cache: Read and write the per-shard index cache.
-        threads: Shards indexed at once (reads wait on storage).
+        threads: Shards indexed at once (reads wait on storage); ``None``: 8, or
+            ``storage.INDEX_THREADS`` (32) for URLs, whose reads wait on round trips.
         storage_options: For URLs: passed to their ``fsspec`` filesystem (credentials, endpoint).
         in_flight: For URLs: requests kept in flight (``None``: ``storage.IN_FLIGHT``).
 
@@ -128,6 +129,7 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int = 8, storag
     remote = store_for(paths, storage_options, what="shards", in_flight=in_flight)
     if remote is not None:
         paths = remote.expand(paths, what="tar shard")
+    threads = threads or (INDEX_THREADS if remote is not None else 8)
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
         if remote is not None:
             before = INDEXED["label requests"]
@@ -237,10 +239,19 @@ def _remote_sidecar(url: str, lines: list[str], remote: RemoteStore, total: int,
     """A remote shard's index from its sidecar's sample lines, and its labels from the labels
     sidecar (one request) or, where there is none, from the label members' small ranges (one
     request each, together in the store's window)."""
+    found = _read_if_there(remote, labels_url)
+    uniform = _uniform_columns(lines, total) if found is not None else None
+    if uniform is not None:  # the common case, column by column; anything amiss is explained by the path below
+        keys, offsets, sizes, _, _ = uniform
+        try:
+            texts = _labels_lines(found.decode("utf-8", "replace"), len(keys))
+        except ValueError:
+            texts = []
+        if len(texts) == len(keys) and all(map(bytes.isdigit, texts)):
+            return ShardIndex.from_keys(keys, offsets, sizes, np.asarray(texts).astype(np.int64))
     members = _sidecar_members(lines, total)
     labels = [k for k, member in enumerate(members) if member[3]]
     texts = None
-    found = _read_if_there(remote, labels_url)
     if found is not None:
         try:
             texts = _labels_lines(found.decode("utf-8", "replace"), len(labels))
@@ -513,9 +524,27 @@ def _pax_records(data: bytes) -> dict[str, str]:
 
 
 def _uniform_sidecar(lines: list[str], tar, total: int) -> ShardIndex | None:
+    """A local shard's index from the common sidecar (:func:`_uniform_columns`), its labels read
+    from ``tar`` (the shard, mapped); ``None`` for any other, which the general path then reads
+    (and explains, where something is wrong)."""
+    columns = _uniform_columns(lines, total)
+    if columns is None:
+        return None
+    keys, offsets, sizes, label_offsets, label_sizes = columns
+    texts = b" ".join(tar[o:o + n].strip() for o, n in zip(label_offsets.tolist(), label_sizes.tolist())).split(b" ")
+    if len(texts) != len(keys) or not all(map(bytes.isdigit, texts)):
+        return None
+    for k in (0, len(keys) - 1):  # the sidecar of another version of the shard names other bytes
+        header = tar[int(offsets[k]) - _BLOCK:int(offsets[k])] if offsets[k] >= _BLOCK else b""
+        if header[257:262] != b"ustar" or _number(header[124:136], "", 0) != sizes[k]:
+            return None
+    return ShardIndex.from_keys(keys, offsets, sizes, np.asarray(texts).astype(np.int64))
+
+
+def _uniform_columns(lines: list[str], total: int):
     """The common sidecar, every sample an image and a label in the same order, parsed column by
-    column (about 3x faster than line by line at a million samples); ``None`` for any other, which
-    the general path then reads (and explains, where something is wrong)."""
+    column (about 3x faster than line by line at a million samples): ``(keys, image offsets,
+    image sizes, label offsets, label sizes)``, or ``None`` for any other sidecar."""
     tokens = " ".join(lines).split(" ")
     if len(tokens) != 8 * len(lines) or not lines:
         return None
@@ -538,14 +567,7 @@ def _uniform_sidecar(lines: list[str], tar, total: int) -> ShardIndex | None:
     offsets, sizes, label_offsets, label_sizes = columns
     if max(int((offsets + sizes).max()), int((label_offsets + label_sizes).max())) > total:
         return None
-    texts = b" ".join(tar[o:o + n].strip() for o, n in zip(label_offsets.tolist(), label_sizes.tolist())).split(b" ")
-    if len(texts) != len(keys) or not all(map(bytes.isdigit, texts)):
-        return None
-    for k in (0, len(keys) - 1):  # the sidecar of another version of the shard names other bytes
-        header = tar[int(offsets[k]) - _BLOCK:int(offsets[k])] if offsets[k] >= _BLOCK else b""
-        if header[257:262] != b"ustar" or _number(header[124:136], "", 0) != sizes[k]:
-            return None
-    return ShardIndex.from_keys(keys, offsets, sizes, np.asarray(texts).astype(np.int64))
+    return keys, offsets, sizes, label_offsets, label_sizes
 
 
 # -- sidecar indexes (DALI's wds2idx format) ---------------------------------------------------------

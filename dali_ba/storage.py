@@ -29,6 +29,10 @@ from dataclasses import dataclass
 REQUEST_TIMEOUT_S = 60.0
 #: Requests a store keeps in flight: Little's law, images/s x seconds per request (2500 x 50 ms).
 IN_FLIGHT = 128
+#: Objects indexed at once behind URLs, each waiting on round trips: at ImageNet's 1282 shards
+#: and 20 ms a request, 32 rather than 8 cut a cached index's start from 3.9 to 2.1 s; 64 did no
+#: better (benchmarks/README.md, start-up over a URL).
+INDEX_THREADS = 32
 #: Tries of one request, the first included.
 ATTEMPTS = 6
 #: First back-off, doubled at each retry, with up to as much again of random jitter.

@@ -159,6 +159,33 @@ def make_uncached(pattern):
                               device="cpu", recipe="val", seed=1, num_threads=1, drop_last=False)
 
 
+@pytest.mark.parametrize("extra", [(), ("json",)], ids=["image-and-label", "with-a-json-member"])
+def test_an_index_over_http_is_the_index_from_the_headers(extra, tmp_path, monkeypatch):
+    """The common sidecar (an image and a label a sample) is parsed column by column, others line
+    by line (``extra`` members); either way, and the line-by-line path for the common one too, the
+    index is what tarfile reads, labels from the labels sidecar."""
+    import dali_ba.shards as shards_module
+    from dali_ba.shards import index_tar_shards, write_sidecar
+    from test_startup import same, tarfile_index, write_tar
+
+    path = tmp_path / "www" / "shard.tar"
+    path.parent.mkdir()
+    write_tar(path, {f"d/k{k}.{ext}": (str(k % 4).encode() if ext == "cls" else b"\xff" * (k + 10)) for k in range(30)
+                     for ext in ("cls", "png", *extra)})  # the label first
+    write_sidecar(path)
+    server = serve(tmp_path)
+    try:
+        columns = []
+        uniform = shards_module._uniform_columns
+        monkeypatch.setattr(shards_module, "_uniform_columns", lambda *a: columns.append(uniform(*a)) or columns[-1])
+        assert same(index_tar_shards(f"{server.url}/shard.tar", use_cache=False), tarfile_index(path))
+        assert (columns[-1] is not None) == (not extra), "the column path takes the common sidecar, and only it"
+        monkeypatch.setattr(shards_module, "_uniform_columns", lambda *a: None)
+        assert same(index_tar_shards(f"{server.url}/shard.tar", use_cache=False), tarfile_index(path))
+    finally:
+        server.stop()
+
+
 def test_an_index_is_cached_by_url_and_version(served):
     server, pattern, _ = served
     make(pattern)
