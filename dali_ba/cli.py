@@ -117,26 +117,28 @@ def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuf
 
 @main.command("index-shards")
 @click.argument("shards", nargs=-1, required=True)
-@click.option("--jobs", type=int, default=None, help="Shards indexed at once [default: the cores available].")
+@click.option("--jobs", type=int, default=None,
+              help="Shards indexed at once [default: the cores available; 4 behind URLs].")
 @click.option("--force", is_flag=True, help="Rewrite sidecars that exist already.")
 def index_shards_command(shards, jobs: int | None, force: bool):
     """Write the sidecar indexes (.idx, DALI's wds2idx format, and .labels) beside each tar shard in SHARDS.
 
-    SHARDS are paths or patterns as TarShardLoader takes them ("train-{000000..001281}.tar").
+    SHARDS are paths or patterns as TarShardLoader takes them ("train-{000000..001281}.tar"), or
+    URLs ("s3://bucket/train-{000000..001281}.tar"; credentials from the store's usual places):
+    each shard is then read once and its sidecars written beside it, which needs write access.
     With sidecars, the first use of the shards reads one small file per shard instead of every
     tar header; DALI's fn.readers.webdataset reads the same .idx files. Behind a URL, the .labels
     file saves one request per sample. Shards made by make-shards have theirs already.
     """
-    from .shards import expand_shards, has_sidecars, write_sidecars
+    from .shards import shards_to_index, write_sidecars
 
     try:
-        paths = expand_shards(list(shards))
-        total, todo = len(paths), sum(1 for path in paths if force or not has_sidecars(path))
-        with click.progressbar(length=todo, label=f"indexing {todo} of {total} shard(s)", file=sys.stderr) as bar:
-            written = write_sidecars(list(shards), jobs=jobs, force=force, progress=bar.update)
-    except (ValueError, FileNotFoundError, TypeError) as err:
+        paths, todo = shards_to_index(list(shards), force=force)
+        with click.progressbar(length=len(todo), label=f"indexing {len(todo)} of {len(paths)} shard(s)", file=sys.stderr) as bar:
+            written = write_sidecars(todo, jobs=jobs, force=True, progress=bar.update) if todo else []
+    except (OSError, ValueError, TypeError) as err:  # OSError: a shard that cannot be read (or its sidecars written)
         raise UsageProblem(str(err)) from None
-    click.echo(f"wrote {len(written)} sidecar index(es); {total - len(written)} shard(s) had one already")
+    click.echo(f"wrote {len(written)} sidecar index(es); {len(paths) - len(written)} shard(s) had one already")
 
 
 @main.command("preview")

@@ -210,7 +210,7 @@ def _remote_shard_index(url: str, remote: RemoteStore, info, use_cache: bool, *,
 
 
 def _remote_shard_build(url: str, remote: RemoteStore, size: int) -> ShardIndex:
-    stem = url[: url.rfind(".")] if url.rfind(".") > url.rfind("/") else url
+    stem = _stem(url)
     index = None
     text = _read_if_there(remote, stem + ".idx")
     if text is not None:
@@ -222,11 +222,8 @@ def _remote_shard_build(url: str, remote: RemoteStore, size: int) -> ShardIndex:
                           stacklevel=6)
     if index is None:
         start = time.perf_counter()
-        with tempfile.TemporaryDirectory() as folder:
-            local = os.path.join(folder, "shard.tar")
-            with open(local, "wb") as f:
-                f.write(remote.read(url))
-            index = _samples(url, _walk_tar(local))
+        with _local_copy(remote, url) as local:
+            index = _samples(url, _walk_tar(str(local)))
         log.warning("indexed %s by reading all of it (%.1f MB in %.1f s): no sidecar index; dali-ba index-shards writes "
                     "them", redact(url), size / 1e6, time.perf_counter() - start)
         INDEXED["walk"] += 1
@@ -576,31 +573,88 @@ SIDECAR_VERSION = "v1.2"
 LABELS_VERSION = "dali-ba-labels v1"
 
 
-def write_sidecars(shards, *, jobs: int | None = None, force: bool = False, progress=None) -> list[Path]:
-    """Writes the sidecar index of every shard that has none (or of every shard, with ``force``).
+def shards_to_index(shards, *, force: bool = False, storage_options: dict | None = None) -> tuple[list[str], list[str]]:
+    """``(every shard, the shards without both sidecars)`` (every shard again with ``force``) of
+    ``shards``, paths or URLs as :func:`index_tar_shards` takes them; behind URLs, two requests a
+    shard say whether its sidecars exist."""
+    paths, todo, _ = _shards_to_index(shards, force, storage_options)
+    return paths, todo
 
-    For shards made elsewhere; the shards are indexed ``jobs`` at a time in worker processes (the
-    walk over tar headers is Python work). Returns the sidecars written.
+
+def _shards_to_index(shards, force: bool, storage_options: dict | None):
+    paths = expand_shards(shards)
+    remote = store_for(paths, storage_options, what="shards")
+    if remote is None:
+        return paths, [p for p in paths if force or not has_sidecars(p)], None
+    paths = remote.expand(paths, what="tar shard")
+    if force:
+        return paths, paths, remote
+    with ThreadPoolExecutor(min(INDEX_THREADS, len(paths))) as pool:
+        complete = list(pool.map(lambda url: all(remote.exists(_stem(url) + ext) for ext in (".idx", ".labels")), paths))
+    return paths, [url for url, done in zip(paths, complete) if not done], remote
+
+
+def write_sidecars(shards, *, jobs: int | None = None, force: bool = False, progress=None,
+                   storage_options: dict | None = None) -> list[str]:
+    """Writes the sidecars (:func:`write_sidecar`) of every shard that lacks one (or of every
+    shard, with ``force``) and returns the sidecar indexes written.
+
+    For shards made elsewhere; local shards are indexed ``jobs`` at a time in worker processes (the
+    walk over tar headers is Python work). Shards behind URLs (``storage_options`` as
+    :func:`index_tar_shards` takes them) are each read once, whole, and their sidecars written
+    beside them through the store, ``jobs`` at a time (default 4), ``.labels`` before ``.idx``;
+    that needs write access (HTTP servers rarely give it: the error says so).
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    paths = [p for p in expand_shards(shards) if force or not has_sidecars(p)]
+    _, paths, remote = _shards_to_index(shards, force, storage_options)
     if not paths:
         return []
-    jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(paths)))
     written = []
+    if remote is not None:
+        with ThreadPoolExecutor(max(1, min(jobs or 4, len(paths)))) as pool:
+            for sidecar in pool.map(functools.partial(_write_remote_sidecars, remote), paths):
+                written.append(sidecar)
+                if progress:
+                    progress(1)
+        return written
+    jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(paths)))
     if jobs == 1:
         for path in paths:
-            written.append(write_sidecar(path))
+            written.append(str(write_sidecar(path)))
             if progress:
                 progress(1)
         return written
     with ProcessPoolExecutor(jobs) as pool:
         for sidecar in pool.map(write_sidecar, paths, chunksize=max(1, len(paths) // (8 * jobs))):
-            written.append(sidecar)
+            written.append(str(sidecar))
             if progress:
                 progress(1)
     return written
+
+
+def _write_remote_sidecars(remote: RemoteStore, url: str) -> str:
+    """Writes the sidecars of the shard at ``url`` beside it (the shard is read once, whole)."""
+    stem = _stem(url)
+    with _local_copy(remote, url) as local:
+        sidecar = write_sidecar(local)
+        remote.write(stem + ".labels", labels_path(local).read_bytes())  # first: with .idx there, both are
+        remote.write(stem + ".idx", sidecar.read_bytes())
+    return redact(stem + ".idx")
+
+
+def _stem(url: str) -> str:
+    """``url`` without its extension: ``.../train-000000.tar`` -> ``.../train-000000``."""
+    return url[: url.rfind(".")] if url.rfind(".") > url.rfind("/") else url
+
+
+@contextlib.contextmanager
+def _local_copy(remote: RemoteStore, url: str):
+    """A temporary file holding the whole object ``url`` (one request, streamed to disk), removed after the block."""
+    with tempfile.TemporaryDirectory(prefix="dali-ba-shard-") as folder:
+        local = Path(folder) / "shard.tar"
+        remote.download(url, local)
+        yield local
 
 
 def write_sidecar(path, sidecar=None, labels=None) -> Path:

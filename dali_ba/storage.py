@@ -18,6 +18,7 @@ import asyncio
 import functools
 import glob
 import io
+import os
 import random
 import re
 import threading
@@ -229,6 +230,28 @@ class RemoteStore:
             expanded += [path if "://" in path else self.fs.unstrip_protocol(path) for path in found]
         return expanded
 
+    def download(self, url: str, path) -> None:
+        """Copies the whole object ``url`` to the local file ``path``, streamed (one request,
+        retried as reads are; a retry starts the file again).
+
+        Raises:
+            StorageError: As :meth:`read`.
+        """
+        def copy():
+            self.fs.get_file(url, os.fspath(path))
+            self._count(bytes=os.path.getsize(path))
+
+        self._call(url, copy)
+
+    def write(self, url: str, data: bytes) -> None:
+        """Writes ``data`` as the whole object ``url`` (one request, retried as reads are).
+
+        Raises:
+            StorageError: The store refuses (403, or 405 from an HTTP server that takes no
+                uploads), cannot write at all, or kept failing; the URL is named.
+        """
+        self._call(url, lambda: self.fs.pipe_file(url, data), doing="write")
+
     def exists(self, url: str) -> bool:
         """Whether ``url`` exists: a 404 says no; other failures are retried, then raised."""
         try:
@@ -239,10 +262,10 @@ class RemoteStore:
             raise
         return True
 
-    def _call(self, url: str, call, where: str | None = None, made: list[int] | None = None):
+    def _call(self, url: str, call, where: str | None = None, made: list[int] | None = None, *, doing: str = "read"):
         """``call()``, one request about ``url``, tried up to ``attempts`` times with backoff and
         jitter where the failure is worth another try; ``made[0]`` counts the tries, ``where``
-        (default: the URL) is what errors name."""
+        (default: the URL) is what errors name, ``doing`` what they say was tried."""
         delay = BACKOFF_S
         for attempt in range(1, self.attempts + 1):
             self._count(requests=1)
@@ -251,16 +274,18 @@ class RemoteStore:
             try:
                 return call()
             except Exception as err:  # noqa: BLE001 (sorted by _give_up: worth retrying or not)
-                self._give_up(err, url, where or redact(url), attempt)
+                self._give_up(err, url, where or redact(url), attempt, doing)
             time.sleep(delay + random.uniform(0, delay))
             delay *= 2
         raise AssertionError("unreachable")
 
-    def _give_up(self, err: Exception, url: str, where: str, attempt: int) -> None:
+    def _give_up(self, err: Exception, url: str, where: str, attempt: int, doing: str = "read") -> None:
         """Raises ``StorageError`` where ``err`` is not worth another try (or no try is left);
         otherwise counts the retry and returns."""
         if isinstance(err, StorageError):
             raise err
+        if isinstance(err, NotImplementedError):
+            raise StorageError(f"could not {doing} {where}: its store cannot ({redact(_describe(err))})") from None
         if isinstance(err, FileNotFoundError):
             if err.__cause__ is None or _status(err.__cause__) in (404, 410):
                 raise StorageError(f"{redact(url)} does not exist (404)", status=404) from None
@@ -270,9 +295,9 @@ class RemoteStore:
             raise StorageError(f"{redact(url)}: access denied ({status or 'forbidden'}); check the credentials "
                                f"of storage_options or the environment", status=status or 403) from None
         if status is not None and status not in _RETRY_STATUS:
-            raise StorageError(f"could not read {where}: HTTP {status}", status=status) from None
+            raise StorageError(f"could not {doing} {where}: HTTP {status}", status=status) from None
         if attempt == self.attempts:
-            raise StorageError(f"could not read {where} after {attempt} tries: {redact(_describe(err))}",
+            raise StorageError(f"could not {doing} {where} after {attempt} tries: {redact(_describe(err))}",
                                status=status) from None
         self._count(retries=1)
 

@@ -5,6 +5,7 @@ nginx is not installed (``.ci/run`` installs Debian's ``nginx-light``).
 """
 
 import os
+import re
 import shutil
 import sys
 import socket
@@ -184,6 +185,21 @@ def test_an_index_over_http_is_the_index_from_the_headers(extra, tmp_path, monke
         assert same(index_tar_shards(f"{server.url}/shard.tar", use_cache=False), tarfile_index(path))
     finally:
         server.stop()
+
+
+def test_index_shards_over_http_names_the_sidecar_it_could_not_write(served):
+    from click.testing import CliRunner
+
+    from dali_ba.cli import main
+
+    server, pattern, _ = served
+    for sidecar in (server.root / "shards").glob("*.labels"):
+        sidecar.unlink()
+    result = CliRunner().invoke(main, ["index-shards", pattern])
+    assert result.exit_code == 2
+    assert "indexing 5 of 5 shard(s)" in result.output
+    assert re.search(r"could not write http://127\.0\.0\.1:\d+/shards/shard-00000\d\.labels: HTTP 405", result.output), result.output
+    assert not list((server.root / "shards").glob("*.labels")), "nothing written"
 
 
 def test_an_index_is_cached_by_url_and_version(served):

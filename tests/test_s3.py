@@ -114,6 +114,29 @@ def test_parquet_on_s3_gives_every_row_once(bucket):
     assert Counter(f for images, _ in loader for f in identify(images, truth)) == {f: 2 for f in truth}
 
 
+def test_index_shards_writes_the_sidecars_of_shards_on_s3_beside_them(bucket):
+    import s3fs
+
+    from dali_ba.shards import INDEXED, index_tar_shards, write_sidecars
+
+    name, options, by_key, _, _, _ = bucket
+    fs = s3fs.S3FileSystem(**options)
+    fs.rm([f"{name}/shards/shard-{k:06d}.{ext}" for k in range(5) for ext in ("idx", "labels")])
+    fs.invalidate_cache()
+    fs.pipe(f"{name}/shards/shard-000002.labels", b"a stale labels sidecar, rewritten with its .idx")
+    pattern = f"s3://{name}/shards/shard-*.tar"
+    written = write_sidecars(pattern, storage_options=options)
+    assert written == [f"s3://{name}/shards/shard-{k:06d}.idx" for k in range(5)]
+    assert write_sidecars(pattern, storage_options=options) == [], "each shard has both now"
+    fs.invalidate_cache()
+    assert fs.cat(f"{name}/shards/shard-000002.labels").startswith(b"dali-ba-labels v1 5\n")
+    before = INDEXED["sidecar"]
+    index = index_tar_shards(pattern, storage_options=options, use_cache=False)
+    assert INDEXED["sidecar"] - before == 5, "indexed from the sidecars written"
+    assert index.store.remote.stats.requests == 5 * 3 + 1, "a listing, then per shard its size, .idx and .labels"
+    assert sorted(index.keys) == sorted(by_key) and [by_key[k][0] for k in index.keys] == index.labels.tolist()
+
+
 def test_a_missing_object_on_s3_is_named(bucket):
     name, options, _, _, _, _ = bucket
     with pytest.raises(StorageError, match=rf"s3://{name}/shards/shard-000009\.tar does not exist \(404\)"):

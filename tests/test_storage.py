@@ -151,3 +151,27 @@ def test_a_store_without_async_reads_batches_on_threads_end_to_end(color_tree, t
         assert loader.io.requests == 24
     finally:
         memory.rm(folder, recursive=True)
+
+
+def test_a_write_or_a_download_is_retried_and_a_store_that_cannot_write_says_so_at_once(tmp_path, slow, monkeypatch):
+    memory = RemoteStore("memory://", attempts=3)
+    monkeypatch.setattr(storage, "BACKOFF_S", 0.001)
+    tries, pipe = [], memory.fs.pipe_file
+
+    def reset_once(*args, **kwargs):
+        tries.append(args[0])
+        if len(tries) == 1:
+            raise ConnectionResetError("reset by peer")
+        return pipe(*args, **kwargs)
+
+    monkeypatch.setattr(memory.fs, "pipe_file", reset_once)
+    try:
+        memory.write(f"memory://dali-ba-{tmp_path.name}/x.idx", b"sidecar")
+        assert memory.stats.retries == 1 and memory.stats.requests == 2
+        memory.download(f"memory://dali-ba-{tmp_path.name}/x.idx", tmp_path / "x.idx")
+        assert (tmp_path / "x.idx").read_bytes() == b"sidecar"
+    finally:
+        memory.fs.rm(f"/dali-ba-{tmp_path.name}", recursive=True)
+    with pytest.raises(StorageError, match=r"could not write slow://data/x\.idx: its store cannot"):
+        slow.write("slow://data/x.idx", b"sidecar")  # SlowFS has no _pipe_file
+    assert slow.stats.retries == 0
