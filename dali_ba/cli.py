@@ -228,7 +228,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     DATA_DIR is an ImageFolder tree; without it, an ImageNet-like set is generated once and cached.
     """
     from .bench import report
-    from .bench.loaders import CPU_LOADERS, GPU_LOADERS
+    from .bench.loaders import CPU_LOADERS, GPU_LOADERS, URL_LOADERS
     from .bench.runner import BenchConfig, environment, planned_runs, run_bench
     from .config import resolve_device
     from .storage import redact
@@ -247,7 +247,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     try:
         config = BenchConfig(
             data_dir=str(data_dir),
-            loaders=loaders or (GPU_LOADERS if on_gpu else CPU_LOADERS) + (("dali-ba-url",) if url else ()),
+            loaders=loaders or (GPU_LOADERS if on_gpu else CPU_LOADERS) + (URL_LOADERS if url else ()),
             aug_repeats=aug_repeats,
             batch_size=batch_size,
             image_size=image_size,

@@ -8,6 +8,8 @@ survives decoding, cropping and flipping, and the texture makes random replicas 
 from __future__ import annotations
 
 import itertools
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -65,6 +67,26 @@ def identify(images: torch.Tensor, truth: dict) -> list[str]:
     found = nearest.argmin(axis=1)
     assert (nearest.min(axis=1) < 25).all(), f"an image matches no colour: {nearest.min(axis=1)}"
     return [paths[i] for i in found]
+
+
+def free_port() -> int:
+    """A loopback TCP port free now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, within_s: float, why_not=lambda: "") -> None:
+    """Returns once something listens on loopback ``port``; raises after ``within_s`` seconds,
+    with ``why_not()`` (the server's own words, where it has some)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"no server listened on port {port} within {within_s:g} s {why_not()}".rstrip())
 
 
 def pytest_collection_modifyitems(config, items):

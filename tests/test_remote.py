@@ -8,15 +8,13 @@ import os
 import re
 import shutil
 import sys
-import socket
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import identify
+from conftest import free_port, identify, wait_for_port
 from dali_ba import TarShardLoader
 from dali_ba.dataset import scan_image_folder
 from dali_ba.shards import make_shards, sample_key, sidecar_path
@@ -31,9 +29,7 @@ class Nginx:
 
     def __init__(self, root, work):
         self.root, self.work = root, work
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         (work / "nginx.conf").write_text(f"""
 user root;
 daemon off;
@@ -57,13 +53,8 @@ http {{
     def start(self):
         self.process = subprocess.Popen([NGINX, "-c", str(self.work / "nginx.conf"), "-p", str(self.work)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"nginx did not start: {self.process.stderr.read().decode()[-500:]}")
+        wait_for_port(self.port, 5, lambda: f"(nginx: {self.process.stderr.read().decode()[-500:]})")
+        return self
 
     def stop(self):
         if self.process is not None:

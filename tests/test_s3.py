@@ -3,7 +3,6 @@
 The tests skip where ``moto[server]`` or ``s3fs`` is missing (the test extra installs both).
 """
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 pytest.importorskip("s3fs", reason="s3fs is the optional extra dali-ba[s3]")
 pytest.importorskip("moto.server", reason="moto[server] is in the test extra")
 
-from conftest import identify  # noqa: E402
+from conftest import free_port, identify, wait_for_port  # noqa: E402
 from dali_ba import TarShardLoader  # noqa: E402
 from dali_ba.dataset import scan_image_folder  # noqa: E402
 from dali_ba.shards import make_shards, sample_key  # noqa: E402
@@ -28,23 +27,14 @@ class Moto:
     (every request needs a known key, so any key of ours is refused with 403)."""
 
     def __init__(self, tmp_path, *, auth: bool = False):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MOTO_PORT": str(self.port)}
         if auth:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         self.log = open(tmp_path / f"moto-{self.port}.log", "w")
         self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("moto's server did not start")
+        wait_for_port(self.port, 15, lambda: "(moto's server)")
 
     @property
     def options(self) -> dict:
