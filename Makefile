@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench install clean docker-check gpu-rehearsal
+.PHONY: test test-fast lint bench install clean docker-check gpu-rehearsal
 
 install: $(STAMP)
 
@@ -15,8 +15,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,bench]'
 	@touch $@
 
-test: $(STAMP)
+# ruff first (seconds), then every test: what CI runs.
+test: lint
 	$(PY) -m pytest -q
+
+# The quick loop: no end-to-end runs (marker slow), stop at the first failure.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -x -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(VENV)/bin/dali-ba bench

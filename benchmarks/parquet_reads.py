@@ -20,7 +20,7 @@ from common import parse_args
 
 from dali_ba import ParquetLoader
 from dali_ba.bench.runner import evict_from_page_cache, parquet_copy
-from dali_ba.dataset import scan_image_folder
+from dali_ba.sources import scan_image_folder
 
 B, M, SIZE = 32, 4, 224
 VARIANTS = {
@@ -33,18 +33,18 @@ VARIANTS = {
 def run(files: str, steps: int, **options) -> tuple[float, float, float]:
     """``(steps/s, storage bytes per effective image, image bytes per effective image)`` over ``steps`` timed steps."""
     loader = ParquetLoader(files, batch_size=B, aug_repeats=M, image_size=SIZE, device="cpu", seed=0, **options)
-    store = loader.dataset.store
+    source = loader.dataset.source
     batches = iter(loader)
-    next(batches)  # the pipeline is built and warm; the store starts empty below
-    store.clear()
+    next(batches)  # the pipeline is built and warm; the source's cache starts empty below
+    source.clear()
     evict_from_page_cache(dict.fromkeys(loader.files))
-    read0, fed0 = store.bytes_read, loader.io.bytes_read
+    read0, fed0 = loader.io.bytes_read, loader.io.encoded_bytes
     start = time.perf_counter()
     for _ in range(steps):
         next(batches)
     elapsed = time.perf_counter() - start
     images = steps * B * M
-    return steps / elapsed, (store.bytes_read - read0) / images, (loader.io.bytes_read - fed0) / images
+    return steps / elapsed, (loader.io.bytes_read - read0) / images, (loader.io.encoded_bytes - fed0) / images
 
 
 def main():

@@ -26,7 +26,7 @@ from nvidia.dali import fn, types
 from common import parse_args
 
 from dali_ba import ImageFolderLoader
-from dali_ba.dataset import scan_image_folder
+from dali_ba.sources import scan_image_folder
 from dali_ba.pipeline import build_pipeline
 import dali_ba.resample as torch_stage
 from dali_ba.recipes import IMAGENET_MEAN, IMAGENET_STD, RECIPES, OutputSpec, Recipe, _flip

@@ -7,7 +7,8 @@ The shards are the bench's tar copy of DATA_DIR (the bench's ImageNet-like set b
 sidecars included. They are served by a lean asyncio server (``--server aiohttp``: aiohttp's
 static files), in a process of its own, that holds every response back by the given latency
 before its first byte, as object stores do (this machine's kernel has no netem). The server shares
-this machine's 2 cores with the loader, so its CPU per request is measured and reported. For each latency, dali-ba at each M runs over the URL shards
+this machine's 2 cores with the loader, so its CPU per request is measured and reported. For each latency, dali-ba
+at each M runs over the URL shards
 and over the same shards on disk, alternately, ``--rounds`` times: steps/s (median of 5-step
 windows over the timed steps), requests per effective image, the requests in flight
 (``read_threads``, default settings otherwise), and the loader's CPU per unique image. B=32, 224 px, CPU, warm page cache.
@@ -147,7 +148,7 @@ def measure(source: str, m: int, steps: int, warmup: int, server=None, **options
     batches = iter(loader)
     for _ in range(warmup):
         next(batches)
-    remote = getattr(loader.dataset.store, "remote", None)
+    store = loader.dataset.source.store
     requests0 = loader.io.requests
     times = []
     cpu0, server0 = time.process_time(), server.cpu_s() if server is not None else 0.0
@@ -165,8 +166,9 @@ def measure(source: str, m: int, steps: int, warmup: int, server=None, **options
     server_cpu_s = server.cpu_s() - server0 if server is not None else None
     requests = loader.io.requests - requests0
     # Tar shards: the store's window of requests; Parquet: its reader threads, a row group each.
-    batched = hasattr(loader.dataset.store, "read_many")
-    in_flight = None if remote is None else remote.in_flight if batched else loader._feed._reader._threads
+    plan = loader.dataset.source.read_plan(read_threads=loader.config.read_threads, read_ahead=loader.config.read_ahead,
+                                           batch_size=loader.config.batch_size)
+    in_flight = None if not store.remote else store.in_flight if plan.batched else plan.threads
     loader.close()
     windows = [5 / sum(times[k:k + 5]) for k in range(len(times) - 4)]
     return {"steps_per_s": statistics.median(windows), "effective_images_per_s": statistics.median(windows) * 32 * m,
@@ -206,7 +208,7 @@ def main() -> None:
         parser.error("--server nginx injects no latency: pass --latency-ms 0")
     from dali_ba.bench.runner import parquet_copy, tar_copy
     from dali_ba.cli import default_dataset
-    from dali_ba.dataset import scan_image_folder
+    from dali_ba.sources import scan_image_folder
 
     if args.source == "tar":
         copy = tar_copy(scan_image_folder(args.data_dir or default_dataset()))
@@ -231,14 +233,16 @@ def main() -> None:
                                                server=server if hasattr(server, "cpu_s") else None, **options))
                 disk = statistics.median(r["effective_images_per_s"] for r in runs["disk"])
                 url = statistics.median(r["effective_images_per_s"] for r in runs["url"])
-                row = {"source": args.source, "variant": variant, "latency_ms": latency, "M": m, "disk_eff_img_s": disk, "url_eff_img_s": url, "url_over_disk": url / disk,
+                row = {"source": args.source, "variant": variant, "latency_ms": latency, "M": m, "disk_eff_img_s": disk,
+                       "url_eff_img_s": url, "url_over_disk": url / disk,
                        "requests_per_effective_image": runs["url"][0]["requests_per_effective_image"],
                        "in_flight": runs["url"][0]["in_flight"],
                        "loader_cpu_ms_per_image": {k: statistics.median(r["loader_cpu_ms_per_image"] for r in v)
                                                    for k, v in runs.items()},
                        "server_cpu_ms_per_request": runs["url"][0]["server_cpu_ms_per_request"], "runs": runs}
                 rows.append(row)
-                print(f"{args.source} {variant} latency {latency:4.0f} ms  M={m}  disk {disk:6.0f}  url {url:6.0f} eff img/s  url/disk {url / disk:.2f}  "
+                print(f"{args.source} {variant} latency {latency:4.0f} ms  M={m}  disk {disk:6.0f}  url {url:6.0f} eff img/s  "
+                      f"url/disk {url / disk:.2f}  "
                       f"requests/eff img {row['requests_per_effective_image']:.3f}  in flight {row['in_flight']}  loader CPU ms/image "
                       f"disk {row['loader_cpu_ms_per_image']['disk']:.2f} url {row['loader_cpu_ms_per_image']['url']:.2f}  "
                       f"server CPU ms/request {row['server_cpu_ms_per_request'] or float('nan'):.3f}",

@@ -30,8 +30,8 @@ from test_remote import Nginx  # noqa: E402
 
 from dali_ba.bench.runner import tar_copy  # noqa: E402
 from dali_ba.cli import default_dataset  # noqa: E402
-from dali_ba.dataset import scan_image_folder  # noqa: E402
-from dali_ba.storage import RemoteStore  # noqa: E402
+from dali_ba.sources import scan_image_folder  # noqa: E402
+from dali_ba.sources.remote import RemoteStore  # noqa: E402
 
 BATCH = 32
 
@@ -44,8 +44,9 @@ def main() -> None:
 
     copy = tar_copy(scan_image_folder(default_dataset()))
     folder = Path(copy.files[0]).parent
-    images = range(min(args.images, len(copy.offsets)))
-    ranges = [(Path(copy.files[i]).name, int(copy.offsets[i]), int(copy.sizes[i])) for i in images]
+    tar = copy.source
+    images = range(min(args.images, len(copy)))
+    ranges = [(Path(copy.files[i]).name, int(tar.offsets[i]), int(tar.sizes[i])) for i in images]
     batches = [ranges[b : b + BATCH] for b in range(0, len(ranges), BATCH)]
     server = Nginx(folder, Path(tempfile.mkdtemp())).start()
     try:

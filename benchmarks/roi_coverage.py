@@ -15,7 +15,7 @@ from nvidia.dali import fn, pipeline_def, types
 
 from common import parse_args
 
-from dali_ba.dataset import scan_image_folder
+from dali_ba.sources import scan_image_folder
 from dali_ba.windows import RandomResizedCropWindows, image_shape, union
 
 

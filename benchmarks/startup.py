@@ -1,8 +1,8 @@
 """Start-up at ImageNet scale: index time, index memory and first batch of every source.
 
     .venv/bin/python benchmarks/startup.py [--samples 1281167] [--classes 1000] [--shard-size 1000]
-        [--sources folder,list,shards-first,shards-idx,shards-cached,url-first,url-cached]
-        [--latency-ms 20] [--index-threads N] [--out results/startup.json]
+        [--sources folder,list,shards-first,shards-idx,shards-copies,shards-cached,url-first,url-cached]
+        [--latency-ms 20] [--index-threads N] [--drop-caches] [--out results/startup.json]
 
 Builds, once, under ``cache_dir()/startup-<samples>``, a data set of tiny JPEGs (so that only
 the index costs) in every layout: an ImageFolder tree and a ``path label`` list of hard links to
@@ -12,7 +12,10 @@ in a fresh process with an empty index cache (``shards-cached`` reuses the cache
 ``shards-first`` left): the time to build the index, the bytes the index holds (every array and
 string it references, counted once), the process's RSS growth, and the time from the index to the
 first batch of a CPU loader (B=32, M=1, 64 px). The page cache is warm (the links share a few
-files), as in the issue's table.
+files), as in the issue's table. ``shards-copies`` reads shards and sidecars that are each a file
+of their own (copies, not links: 3.3 GB at ImageNet's size), as a real data set is; with
+``--drop-caches`` (root) the OS page cache is dropped before each source's process starts, a
+fresh node's case (the Python, torch and DALI files it imports too).
 
 ``url-first`` and ``url-cached`` read the shards with sidecars over HTTP from
 ``remote_reads.py``'s lean server, each response held back ``--latency-ms`` (an object store's
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-SOURCES = ("folder", "list", "shards-first", "shards-idx", "shards-cached", "url-first", "url-cached")
+SOURCES = ("folder", "list", "shards-first", "shards-idx", "shards-copies", "shards-cached", "url-first", "url-cached")
 
 
 def build(root: Path, samples: int, classes: int, shard_size: int) -> None:
@@ -79,7 +82,7 @@ def build(root: Path, samples: int, classes: int, shard_size: int) -> None:
                     info.size, info.mtime = len(data), 0
                     tar.addfile(info, io.BytesIO(data))
 
-    from dali_ba.shards import write_sidecar
+    from dali_ba.sources.tar import write_sidecar
 
     full, rest = divmod(samples, shard_size)
     count = full + (1 if rest else 0)
@@ -100,6 +103,21 @@ def build(root: Path, samples: int, classes: int, shard_size: int) -> None:
     print(f"all layouts: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
+def build_copies(root: Path) -> None:
+    """``root/copies``: the ``idx`` layout with every shard and sidecar a file of its own (once)."""
+    import shutil
+
+    copies = root / "copies"
+    if (copies / ".complete").exists():
+        return
+    t0 = time.perf_counter()
+    copies.mkdir(exist_ok=True)
+    for path in sorted((root / "idx").iterdir()):
+        shutil.copyfile(path, copies / path.name)
+    (copies / ".complete").write_text("")
+    print(f"copies: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
 def deep_bytes(index) -> int:
     """Bytes the index holds: its arrays and strings, each object counted once (shared ones once)."""
     seen: set[int] = set()
@@ -118,7 +136,11 @@ def deep_bytes(index) -> int:
             return sys.getsizeof(obj) + sum(size(getattr(obj, name)) for name in obj.__slots__)
         return sys.getsizeof(obj)
 
-    return sum(size(getattr(index, name)) for name in ("files", "labels", "classes", "class_to_idx", "offsets", "sizes", "keys"))
+    # Today's index keeps a tar shard's offsets, sizes and keys in its source; before, in itself.
+    names = ("files", "labels", "classes", "class_to_idx", "group_starts", "offsets", "sizes", "keys")
+    source = getattr(index, "source", None)
+    held = sum(size(getattr(index, name, None)) for name in names)
+    return held + sum(size(getattr(source, name, None)) for name in ("offsets", "sizes", "keys"))
 
 
 def rss_mib() -> float:
@@ -131,8 +153,8 @@ def measure(source: str, root: Path, url: str | None = None, threads: int | None
     import gc
 
     from dali_ba import BatchAugmentLoader
-    from dali_ba.dataset import read_file_list, scan_image_folder
-    from dali_ba.shards import index_tar_shards
+    from dali_ba.sources import read_file_list, scan_image_folder
+    from dali_ba.sources.tar import index_tar_shards
 
     gc.collect()
     rss0 = rss_mib()
@@ -146,7 +168,8 @@ def measure(source: str, root: Path, url: str | None = None, threads: int | None
         options = {} if threads is None else {"threads": threads}
         index = index_tar_shards(f"{url}/train-{{000000..{count - 1:06d}}}.tar", **options)
     else:
-        index = index_tar_shards(str(root / ("idx" if source == "shards-idx" else "plain") / "train-*.tar"))
+        layout = {"shards-idx": "idx", "shards-copies": "copies"}.get(source, "plain")
+        index = index_tar_shards(str(root / layout / "train-*.tar"), **({} if threads is None else {"threads": threads}))
     index_s = time.perf_counter() - start
     gc.collect()
     rss1 = rss_mib()
@@ -168,7 +191,8 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--sources", default=",".join(SOURCES))
     parser.add_argument("--latency-ms", type=float, default=20.0, help="url sources: the server's first-byte latency")
-    parser.add_argument("--index-threads", type=int, help="url sources: index_tar_shards's threads (default: its own)")
+    parser.add_argument("--index-threads", type=int, help="shard sources: index_tar_shards's threads (default: its own)")
+    parser.add_argument("--drop-caches", action="store_true", help="drop the OS page cache before each source (root)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--baseline", type=Path, help="measure with the dali_ba package in this checkout instead "
                         "(an older commit, e.g. a `git worktree`): the same data, side by side")
@@ -179,10 +203,12 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, args.root, args.url, args.index_threads)))
         return
-    from dali_ba.config import cache_dir
+    from dali_ba.sources.cache import cache_dir
 
     root = cache_dir() / f"startup-{args.samples}"
     build(root, args.samples, args.classes, args.shard_size)
+    if "shards-copies" in args.sources.split(","):
+        build_copies(root)
     index_cache = root / "index-cache"
     subprocess.run(["rm", "-rf", str(index_cache)], check=True)
     sources = args.sources.split(",")
@@ -203,8 +229,11 @@ def main() -> None:
             command = [sys.executable, __file__, "--measure", source, "--root", str(root)]
             if source.startswith("url"):
                 command += ["--url", f"http://127.0.0.1:{server.port}"]
-                if args.index_threads:
-                    command += ["--index-threads", str(args.index_threads)]
+            if args.index_threads:
+                command += ["--index-threads", str(args.index_threads)]
+            if args.drop_caches:
+                subprocess.run(["sync"], check=True)
+                Path("/proc/sys/vm/drop_caches").write_text("3\n")
             done = subprocess.run(command, env=env, capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"{source} failed:\n{done.stderr[-3000:]}")
@@ -218,6 +247,7 @@ def main() -> None:
             server.close()
     if args.out:
         args.out.write_text(json.dumps({"samples": args.samples, "command": " ".join(sys.argv), "git": _git(args.baseline),
+                                        "page_cache": "dropped before each source" if args.drop_caches else "warm",
                                         "results": rows}, indent=1) + "\n")
 
 

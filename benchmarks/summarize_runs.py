@@ -34,13 +34,14 @@ def main(pattern: str) -> None:
             if "dali-ba" in at_m:
                 for name, other in at_m.items():
                     if name != "dali-ba":
-                        ratios[(m, cache_of(path), name)].append(at_m["dali-ba"]["effective_images_per_s"] / other["effective_images_per_s"])
+                        ours = at_m["dali-ba"]["effective_images_per_s"]
+                        ratios[(m, cache_of(path), name)].append(ours / other["effective_images_per_s"])
     print(f"{len(paths)} runs matching {pattern}")
     print(f"{'loader':16s} {'M':>2s} {'cache':5s} {'runs':>4s} {'steps/s':>8s} {'eff img/s':>10s} {'files/s':>8s} "
           f"{'KiB/eff img':>12s} {'read wait %':>12s}")
     for (loader, m, cache), found in sorted(rows.items(), key=lambda item: (item[0][1], item[0][2], item[0][0])):
         wait = [r["read_wait_percent"] for r in found if r.get("read_wait_percent") is not None]
-        median = lambda key: statistics.median(r[key] for r in found)  # noqa: E731
+        median = lambda key, found=found: statistics.median(r[key] for r in found)  # noqa: E731
         print(f"{loader:16s} {m:2d} {cache:5s} {len(found):4d} {median('steps_per_s'):8.2f} {median('effective_images_per_s'):10.0f} "
               f"{median('files_per_s'):8.0f} {median('bytes_read_per_effective_image') / 1024:12.1f} "
               f"{(f'{statistics.median(wait):.2f}' if wait else '-'):>12s}")

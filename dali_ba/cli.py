@@ -13,11 +13,11 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import cache_dir
+from .bench.loaders import LOADERS, REGISTRY, default_loaders
+from .recipes import INTERPOLATION, RECIPES
+from .sources.cache import entry, folder_built_once
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-#: The recipes, named here without importing DALI (``recipes.RECIPES`` holds them; a test keeps both in step).
-RECIPE_NAMES = ("imagenet", "cifar", "randaugment", "trivialaugment", "autoaugment", "val")
 DEFAULT_IMAGES = 1000
 DEFAULT_CLASSES = 100
 
@@ -51,18 +51,15 @@ def _make_dataset(out: Path, images: int, classes: int, seed: int) -> None:
 
 
 def default_dataset(images: int = DEFAULT_IMAGES, seed: int = 0) -> Path:
-    """The embedded ImageNet-like set, generated on first use and cached (see :func:`cache_dir`)."""
-    root = cache_dir() / f"imagenet-like-{images}-seed{seed}"
-    if (root / ".complete").exists():
-        return root
-    if root.exists():  # an earlier run was interrupted: start over
-        import shutil
+    """The embedded ImageNet-like set, generated on first use and cached (``sources.cache``, kind ``datasets``)."""
+    from .synthetic import DATASET_VERSION
 
-        shutil.rmtree(root)
-    click.echo(f"no DATA_DIR given: making the default ImageNet-like data set once, in {root}", err=True)
-    _make_dataset(root, images, min(DEFAULT_CLASSES, images), seed)
-    (root / ".complete").write_text("")
-    return root
+    label = f"imagenet-like-{images}-seed{seed}"
+    root = entry("datasets", label, images, seed, DATASET_VERSION)
+    if not root.is_dir():
+        click.echo(f"no DATA_DIR given: making the default ImageNet-like data set once, in {root}", err=True)
+    return folder_built_once(root, lambda partial: _make_dataset(partial, images, min(DEFAULT_CLASSES, images), seed),
+                             name=label)
 
 
 @click.group(context_settings=CONTEXT)
@@ -100,8 +97,7 @@ def make_shards_command(src: Path, out: Path, shard_size: int, prefix: str, shuf
     Each image keeps its bytes as <key>.<ext>; its class index goes in <key>.cls. Read them back
     with dali_ba.TarShardLoader("OUT/PREFIX-{000000..NNNNNN}.tar").
     """
-    from .dataset import scan_image_folder
-    from .shards import make_shards
+    from .sources import make_shards, scan_image_folder
 
     try:
         index = scan_image_folder(src)
@@ -130,7 +126,7 @@ def index_shards_command(shards, jobs: int | None, force: bool):
     tar header; DALI's fn.readers.webdataset reads the same .idx files. Behind a URL, the .labels
     file saves one request per sample. Shards made by make-shards have theirs already.
     """
-    from .shards import shards_to_index, write_sidecars
+    from .sources.tar import shards_to_index, write_sidecars
 
     try:
         paths, todo = shards_to_index(list(shards), force=force)
@@ -145,11 +141,11 @@ def index_shards_command(shards, jobs: int | None, force: bool):
 @click.argument("source")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="replicas.png", show_default=True,
               help="PNG to write.")
-@click.option("--recipe", type=click.Choice(list(RECIPE_NAMES)), default="imagenet", show_default=True)
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default="imagenet", show_default=True)
 @click.option("-M", "--aug-repeats", default=8, show_default=True, help="Replicas per image (columns after the original).")
 @click.option("-n", "--images", default=6, show_default=True, help="Images (rows).")
 @click.option("--image-size", default=160, show_default=True, help="Side of each tile.")
-@click.option("--interpolation", type=click.Choice(["bilinear", "bicubic", "nearest"]), default="bilinear", show_default=True)
+@click.option("--interpolation", type=click.Choice(list(INTERPOLATION)), default="bilinear", show_default=True)
 @click.option("--random-erase", default=0.0, show_default=True, help="Random erasing probability per replica.")
 @click.option("--ra-magnitude", default=9, show_default=True, help="RandAugment magnitude (recipe randaugment).")
 @click.option("--seed", default=0, show_default=True, help="Which images, and which draws.")
@@ -193,12 +189,10 @@ def probe_decode_command(device: str, out: Path | None, simulate_crash: str):
 @click.argument("data_dir", required=False, type=click.Path(path_type=Path))
 @click.option("-M", "--aug-repeats", default="1,2,4,8", show_default=True, callback=_int_list, help="M values, comma-separated.")
 @click.option("--loaders", default=None, callback=lambda c, p, v: _names(c, p, v) if v else None,
-              help="Comma-separated, from: dali-ba, dali-large, torch-once, torch-repeat, torch-large, torch-gpu, "
-                   "synthetic (no input work: the model alone), dali-ba-tar (dali-ba over a tar-shard copy, made "
-                   "once), dali-ba-full (dali-ba decoding whole images), dali-ba-dali (dali-ba making the replicas in DALI, "
-                   "not torch, on the CPU), dali-ba-parquet (dali-ba over a Parquet copy in Hugging Face's layout, made "
-                   "once; needs pyarrow), dali-ba-url (dali-ba over --url). Default: the first five, plus torch-gpu on a GPU; "
-                   "with --url, dali-ba-url too.")
+              help="Comma-separated, from: " + "; ".join(f"{e.name} ({e.what})" for e in REGISTRY.values())
+                   + ". Default: " + ", ".join(default_loaders("cpu")) + "; on a GPU also "
+                   + ", ".join(n for n in default_loaders("cuda") if n not in default_loaders("cpu"))
+                   + "; with --url, " + ", ".join(n for n in LOADERS if REGISTRY[n].reads == "url") + " too.")
 @click.option("-b", "--batch-size", default=32, show_default=True, help="B, unique images per step.")
 @click.option("--image-size", default=224, show_default=True)
 @click.option("--steps", default=20, show_default=True, help="Timed steps per loader and M.")
@@ -228,10 +222,9 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     DATA_DIR is an ImageFolder tree; without it, an ImageNet-like set is generated once and cached.
     """
     from .bench import report
-    from .bench.loaders import CPU_LOADERS, GPU_LOADERS, URL_LOADERS
     from .bench.runner import BenchConfig, environment, planned_runs, run_bench
     from .config import resolve_device
-    from .storage import redact
+    from .sources import redact
     from .synthetic import dataset_stats
 
     try:
@@ -247,7 +240,7 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
     try:
         config = BenchConfig(
             data_dir=str(data_dir),
-            loaders=loaders or (GPU_LOADERS if on_gpu else CPU_LOADERS) + (URL_LOADERS if url else ()),
+            loaders=loaders or default_loaders("cuda" if on_gpu else "cpu", url=bool(url)),
             aug_repeats=aug_repeats,
             batch_size=batch_size,
             image_size=image_size,

@@ -1,18 +1,19 @@
 """Loader options, validated once: the keyword arguments of every loader and the CLI flags.
 
-Every user-facing knob of the loader is a field of :class:`LoaderConfig`; the loader and the CLI
-both build one, so there is a single place where bad values are caught and explained.
+Two shapes, as torchvision's ``presets.py`` has a train and an eval class: :class:`TrainOptions`
+(batch augmentation: M replicas, a recipe, shuffled epochs, erasing, shorter epochs, ...) and
+:class:`EvalOptions` (every sample once, in order, the deterministic ``val`` recipe). Both share
+:class:`ReadOptions`, how the data is read, decoded and handed over. An option that means nothing
+to evaluation cannot reach a val loader, because :class:`EvalOptions` has no such field:
+integrations build the val side with :meth:`TrainOptions.eval_options`, which copies only the
+shared fields. :class:`LoaderConfig` is every field at once, what a loader runs on (its keyword
+arguments, ``recipe="val"`` included, as in dali-ba 0.1).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import tempfile
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -69,82 +70,6 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-@contextlib.contextmanager
-def written_atomically(path: Path, mode: str = "wb", *, permissions: int | None = None, **open_args):
-    """A file open for writing ``path``: a temporary name beside it, renamed over ``path`` when
-    the block ends (readers see the whole file or none of it), removed if the block raises.
-
-    The temporary name is unique (``mkstemp``): on a shared cache, processes on different hosts
-    or in containers often share small pids, so a pid alone would not be. ``permissions`` are set
-    before the rename (``mkstemp`` makes the file ``0o600``).
-    """
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **open_args) as f:
-            yield f
-        if permissions is not None:
-            os.chmod(partial, permissions)
-        os.replace(partial, path)
-    except BaseException:
-        os.unlink(partial)
-        raise
-
-
-def built_once(cached: Path, build, *, load, save, name: str, wait: bool = True):
-    """What ``load(cached)`` finds, else ``build()``'s result, handed to ``save`` to be written
-    there. A lock per entry (in ``<folder>-locks`` beside the entries' folder; the OS releases it
-    if its holder dies) makes the processes that share the cache, the ranks of a node, build it
-    once between them.
-
-    Returns ``None`` where ``wait`` is False and another process holds that lock: the caller goes
-    on to other entries and comes back with ``wait`` True, when it is likely built. ``load``
-    returns ``None`` for a missing or damaged entry; a cache that cannot be written (read-only)
-    is warned of once per entry and ``build()`` is used without it. ``name`` (a path, or a URL
-    without credentials) is what messages say.
-    """
-    found = load(cached) if cached.exists() else None
-    if found is not None:
-        return found
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        locks = cached.parent.with_name(f"{cached.parent.name}-locks")  # so that only entries are in the folder
-        locks.mkdir(exist_ok=True)
-        lock = open(locks / cached.with_suffix(".lock").name, "a")
-    except OSError as err:
-        warnings.warn(f"could not use the cache {str(cached.parent)!r} ({err}); indexing {name!r} without it",
-                      stacklevel=2)
-        return build()
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            return None
-        found = load(cached) if cached.exists() else None  # built while this one waited
-        if found is not None:
-            return found
-        built = build()
-        save(built)
-        return built
-
-
-def built_once_each(pool, items, one) -> list:
-    """``one(item, wait=...)`` for each item on ``pool``, in order, as :func:`built_once` is meant
-    to be used: a first pass that skips entries another process is building, then a pass that
-    waits for those (by then they are often cached)."""
-    parts = list(pool.map(lambda item: one(item, wait=False), items))
-    late = [k for k, part in enumerate(parts) if part is None]
-    for k, part in zip(late, pool.map(lambda k: one(items[k], wait=True), late)):
-        parts[k] = part
-    return parts
-
-
-def cache_dir() -> Path:
-    """Where dali-ba keeps what it makes once: ``$DALI_BA_CACHE``, else ``$XDG_CACHE_HOME/dali-ba``, else ``~/.cache/dali-ba``."""
-    if os.environ.get("DALI_BA_CACHE"):
-        return Path(os.environ["DALI_BA_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dali-ba"
-
-
 def default_num_threads(device: torch.device) -> int:
     """DALI CPU threads: every core this process may use, shared among the node's GPU ranks."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -154,39 +79,29 @@ def default_num_threads(device: torch.device) -> int:
     return max(1, min(8, cores // max(1, local_ranks)))
 
 
-@dataclass(frozen=True)
-class LoaderConfig:
-    """Everything that shapes the loader's output; see ``BatchAugmentLoader`` for each field."""
+@dataclass(frozen=True, kw_only=True)
+class ReadOptions:
+    """What every loader takes, for training or evaluation: how the data is read, decoded and handed over.
+
+    See ``BatchAugmentLoader`` for each field.
+    """
 
     batch_size: int = 256
-    aug_repeats: int = 4
-    recipe: str = "imagenet"
     image_size: int = 224
-    resize_size: int | None = None
+    interpolation: str = "bilinear"
     device: str = "auto"
-    shuffle: bool = True
-    shuffle_window: int | None = None
-    seed: int | None = None
-    drop_last: bool = True
-    num_threads: int | None = None
     dtype: object = torch.float32
     channels_last: bool = False
+    num_threads: int | None = None
     shard_id: int | None = None
     num_shards: int | None = None
     on_error: str = "raise"
     prefetch: int = 2
     read_threads: int | None = None
     read_ahead: int = 2
-    roi_decode: bool | str = "auto"
-    resample: str = "auto"
-    interpolation: str = "bilinear"
-    ra_magnitude: int = 9
-    random_erase: float = 0.0
-    epoch_samples: object = None  # int, None, or (num_samples, num_shards) -> int
 
     def __post_init__(self):
         _check_positive_int("batch_size", self.batch_size)
-        _check_positive_int("aug_repeats", self.aug_repeats)
         _check_positive_int("image_size", self.image_size)
         _check_positive_int("prefetch", self.prefetch)
         if self.read_threads is not None:
@@ -194,18 +109,83 @@ class LoaderConfig:
         _check_positive_int("read_ahead", self.read_ahead)
         if self.num_threads is not None:
             _check_positive_int("num_threads", self.num_threads)
+        if self.interpolation not in INTERPOLATION:
+            raise ValueError(f"interpolation must be one of {', '.join(map(repr, INTERPOLATION))}, but got {self.interpolation!r}")
+        if self.on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be 'raise' or 'skip', but got {self.on_error!r}")
+        object.__setattr__(self, "dtype", resolve_dtype(self.dtype))
+        if (self.shard_id is None) != (self.num_shards is None):
+            raise ValueError(
+                f"shard_id and num_shards go together: set both or neither, but got "
+                f"shard_id={self.shard_id!r}, num_shards={self.num_shards!r}"
+            )
+        if self.num_shards is not None:
+            _check_positive_int("num_shards", self.num_shards)
+            _check_positive_int("shard_id", self.shard_id, minimum=0)
+            if self.shard_id >= self.num_shards:
+                raise ValueError(f"shard_id must be < num_shards={self.num_shards}, but got {self.shard_id}")
+        # Resolving the device here makes a bad one fail at construction, before any file is read.
+        resolve_device(self.device)
+
+    def read_options(self) -> dict:
+        """The shared fields, as keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in fields(ReadOptions)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalOptions(ReadOptions):
+    """An evaluation loader: the ``val`` recipe (torchvision's ``Resize`` + ``CenterCrop``), one
+    replica, in order, every sample exactly once (no shuffling, no dropped or padded samples).
+
+    It takes the shared :class:`ReadOptions` and ``resize_size`` (the shorter side before the
+    center crop; ``None`` is ``round(image_size / 0.875)``), nothing else.
+    """
+
+    resize_size: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.resize_size is not None:
+            _check_resize(self.resize_size, self.image_size)
+
+    def loader_options(self) -> dict:
+        """The keyword arguments of a loader that evaluates this way."""
+        return dict(self.read_options(), resize_size=self.resize_size, recipe="val", aug_repeats=1, shuffle=False,
+                    drop_last=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainOptions(ReadOptions):
+    """A training loader: M replicas of each of B images per step, a training recipe, shuffled epochs.
+
+    See ``BatchAugmentLoader`` for each field; the evaluation recipe ``val`` is :class:`EvalOptions`'.
+    """
+
+    aug_repeats: int = 4
+    recipe: str = "imagenet"
+    shuffle: bool = True
+    shuffle_window: int | None = None
+    seed: int | None = None
+    drop_last: bool = True
+    roi_decode: bool | str = "auto"
+    resample: str = "auto"
+    ra_magnitude: int = 9
+    random_erase: float = 0.0
+    epoch_samples: object = None  # int, None, or (num_samples, num_shards) -> int
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.recipe == "val":
+            raise ValueError("recipe='val' is the evaluation recipe: build that loader from EvalOptions "
+                             "(TrainOptions.eval_options() gives them, with the shared options)")
+        self._check_training()
+
+    def _check_training(self) -> None:
+        _check_positive_int("aug_repeats", self.aug_repeats)
         if self.shuffle_window is not None:
             _check_positive_int("shuffle_window", self.shuffle_window)
         if self.epoch_samples is not None and not callable(self.epoch_samples):
             _check_positive_int("epoch_samples", self.epoch_samples)
-        if self.resize_size is not None:
-            _check_positive_int("resize_size", self.resize_size)
-            if self.recipe != "val":
-                raise ValueError(f"resize_size is the val recipe's resize before its center crop, but recipe={self.recipe!r}; "
-                                 f"leave resize_size=None")
-            if self.resize_size < self.image_size:
-                raise ValueError(f"resize_size={self.resize_size} is smaller than image_size={self.image_size}: the center "
-                                 f"crop would not fit; expected resize_size >= image_size")
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, but got {self.recipe!r}")
         if self.resample not in RESAMPLE:
@@ -215,8 +195,6 @@ class LoaderConfig:
                 f"resample='torch' makes random-resized-crop + flip replicas only (recipe='imagenet'), "
                 f"but recipe={self.recipe!r}; use resample='auto' or 'dali'"
             )
-        if self.interpolation not in INTERPOLATION:
-            raise ValueError(f"interpolation must be one of {', '.join(map(repr, INTERPOLATION))}, but got {self.interpolation!r}")
         _check_positive_int("ra_magnitude", self.ra_magnitude, minimum=0)
         if self.ra_magnitude > 30:
             raise ValueError(f"ra_magnitude must be in [0, 30] (RandAugment's magnitude bins), but got {self.ra_magnitude}")
@@ -230,24 +208,20 @@ class LoaderConfig:
                              f"deterministic evaluation recipe; leave random_erase at 0")
         if not (isinstance(self.roi_decode, bool) or self.roi_decode == "auto"):
             raise ValueError(f"roi_decode must be 'auto', True or False, but got {self.roi_decode!r}")
-        if self.on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be 'raise' or 'skip', but got {self.on_error!r}")
         if self.seed is not None:
             if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
                 raise ValueError(f"seed must be None or an int in [0, 2**63), but got {self.seed!r}")
-        object.__setattr__(self, "dtype", resolve_dtype(self.dtype))
-        if (self.shard_id is None) != (self.num_shards is None):
-            raise ValueError(
-                f"shard_id and num_shards go together: set both or neither, but got "
-                f"shard_id={self.shard_id!r}, num_shards={self.num_shards!r}"
-            )
-        if self.num_shards is not None:
-            _check_positive_int("num_shards", self.num_shards)
-            _check_positive_int("shard_id", self.shard_id, minimum=0)
-            if self.shard_id >= self.num_shards:
-                raise ValueError(f"shard_id must be < num_shards={self.num_shards}, but got {self.shard_id}")
-        # Resolving the device here makes a bad one fail at construction, before any file is read.
         self.resolve_resample(resolve_device(self.device))
+
+    def loader_options(self) -> dict:
+        """The keyword arguments of a loader that trains this way."""
+        return {f.name: getattr(self, f.name) for f in fields(TrainOptions)}
+
+    def eval_options(self, **overrides) -> EvalOptions:
+        """The :class:`EvalOptions` that share this training's reading options (device, dtype,
+        threads, shards, ...), with ``overrides`` (``batch_size``, ``image_size``,
+        ``resize_size``, ``interpolation``, ...). Training's own options do not carry over."""
+        return EvalOptions(**dict(self.read_options(), **overrides))
 
     def resolve_resample(self, device: torch.device) -> str:
         """``"dali"`` or ``"torch"``: where this loader on ``device`` makes the replicas.
@@ -265,3 +239,30 @@ class LoaderConfig:
     def effective_batch_size(self) -> int:
         """Images per step the model sees: ``batch_size * aug_repeats``."""
         return self.batch_size * self.aug_repeats
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoaderConfig(TrainOptions):
+    """Every option at once: what a loader runs on, built from its keyword arguments.
+
+    ``recipe="val"`` (with ``resize_size``) makes an evaluation loader here, as in dali-ba 0.1;
+    :class:`EvalOptions` says the same without the training fields.
+    """
+
+    resize_size: int | None = None
+
+    def __post_init__(self):
+        ReadOptions.__post_init__(self)
+        self._check_training()
+        if self.resize_size is not None:
+            if self.recipe != "val":
+                raise ValueError(f"resize_size is the val recipe's resize before its center crop, but recipe={self.recipe!r}; "
+                                 f"leave resize_size=None")
+            _check_resize(self.resize_size, self.image_size)
+
+
+def _check_resize(resize_size, image_size: int) -> None:
+    _check_positive_int("resize_size", resize_size)
+    if resize_size < image_size:
+        raise ValueError(f"resize_size={resize_size} is smaller than image_size={image_size}: the center "
+                         f"crop would not fit; expected resize_size >= image_size")

@@ -33,8 +33,8 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -199,15 +199,18 @@ def nvimagecodec_version(backend=None) -> str:
 
 
 def _cache_file(case: str, key: dict) -> Path:
-    from .config import cache_dir
+    """The verdict's cache entry: one per case, device name, DALI and nvImageCodec version (``sources.cache``)."""
+    from .sources.cache import entry
 
-    slug = "-".join("".join(c if c.isalnum() or c in ".-" else "_" for c in str(v)) for v in key.values())
-    return cache_dir() / "decode-probe" / f"{case}-{slug}.json"
+    return entry("decode-probe", f"{case}-{key['device']}", case, *(f"{k}={v}" for k, v in key.items()), suffix=".json")
 
 
 def cached_verdict(case: str, device: str) -> Verdict | None:
     """The cached verdict for ``case`` on ``device`` (``cpu``, ``cuda:N``), or ``None``; runs nothing."""
-    path = _cache_file(case, verdict_key(device))
+    return _load_verdict(_cache_file(case, verdict_key(device)))
+
+
+def _load_verdict(path: Path) -> Verdict | None:
     try:
         saved = json.loads(path.read_text())
         saved["tried"] = [Outcome(**o) for o in saved["tried"]]
@@ -219,8 +222,8 @@ def cached_verdict(case: str, device: str) -> Verdict | None:
 def probe_verdict(case: str, device: str, *, run=run_case, simulate_crash: bool = False) -> Verdict:
     """The verdict for ``case`` on ``device``: from the cache, or probed now and cached.
 
-    One process per cache folder probes (a file lock, released by the OS if its holder dies); the
-    others wait for its verdict and read it.
+    One process per cache folder probes (``sources.cache.built_once``: a lock released by the OS
+    if its holder dies); the others wait for its verdict and read it.
 
     Args:
         case: One of :data:`CASES`.
@@ -228,30 +231,21 @@ def probe_verdict(case: str, device: str, *, run=run_case, simulate_crash: bool 
         run: ``run(case, options, device=...) -> Outcome``; :func:`run_case` by default.
         simulate_crash: Passed to ``run`` (the rehearsal of a broken decoder).
     """
-    import fcntl
+    from .sources.cache import built_once, written_atomically
 
     key = verdict_key(device)
     path = _cache_file(case, key)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path.with_suffix(".lock"), "a")
-    except OSError as err:  # a read-only cache: probe, and say that every process will
-        import warnings
 
-        warnings.warn(f"cannot keep decode-probe verdicts in {str(path.parent)!r} ({err}); probing in this process "
-                      f"without caching (set DALI_BA_CACHE to a writable folder)", stacklevel=3)
-        return _probe(case, device, key, run, simulate_crash)
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        found = cached_verdict(case, device)
-        if found is not None:
-            return found
-        verdict = _probe(case, device, key, run, simulate_crash)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(verdict.as_dict(), f, indent=1)
-        os.replace(tmp, path)
-        return verdict
+    def save(verdict: Verdict) -> None:
+        try:
+            with written_atomically(path, "w") as f:
+                json.dump(verdict.as_dict(), f, indent=1)
+        except OSError as err:
+            warnings.warn(f"cannot keep decode-probe verdicts in {str(path.parent)!r} ({err}); every process will probe "
+                          f"(set DALI_BA_CACHE to a writable folder)", stacklevel=4)
+
+    return built_once(path, lambda: _probe(case, device, key, run, simulate_crash), load=_load_verdict, save=save,
+                      name=f"the {case} decode probe's verdict")
 
 
 def _probe(case: str, device: str, key: dict, run, simulate_crash: bool) -> Verdict:
@@ -295,7 +289,6 @@ def region_decode_plan(roi_decode, device, *, probe=probe_verdict) -> tuple[bool
         return True, {}
     if verdict.works:
         return True, dict(verdict.options)
-    import warnings
 
     warnings.warn(
         f"region decoding failed its probe on {verdict.device} (DALI {verdict.key.get('dali')}, nvImageCodec "
@@ -546,7 +539,7 @@ def child_main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         report = child(args.case, args.device, json.loads(args.options), args.batches, args.simulate_crash)
-    except Exception as err:  # the parent reads the reason from this line
+    except Exception as err:  # noqa: BLE001 (the parent reads the reason from this line)
         print(RESULT_TAG + json.dumps({"ok": False, "error": f"{type(err).__name__}: {err}"[:2000]}), flush=True)
         return 1
     print(RESULT_TAG + json.dumps(report, default=str), flush=True)

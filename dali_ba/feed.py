@@ -22,15 +22,15 @@ import numpy as np
 import torch
 from nvidia.dali import fn, pipeline_def, types
 
-from .dataset import SampleIndex, describe_sample
 from .reader import Batch, ReadAhead
+from .sources import SampleIndex, describe_sample
 
 
 class DecodeError(RuntimeError):
     """A sample could not be decoded. ``path`` names its file; ``key`` its key inside a tar shard
     (``row N`` inside a Parquet file), or ``None``."""
 
-    def __init__(self, path: str, reason: str, key: str | None = None, container: str = "tar shard"):
+    def __init__(self, path: str, reason: str, key: str | None = None, container: str | None = "tar shard"):
         super().__init__(f"could not decode {describe_sample(path, key, container)}: {reason}")
         self.path, self.key = path, key
 
@@ -43,9 +43,13 @@ class SkippedFileWarning(UserWarning):
 class IOStats:
     """What the loader has read from storage since it was made.
 
+    Counted per batch delivered to DALI (a batch read ahead counts once it is fed).
+
     Attributes:
         files_read: Encoded images read, which is also the number of decodes.
-        bytes_read: Encoded bytes read.
+        bytes_read: Bytes storage gave for them: the images' own, or from Parquet the image
+            columns of the row groups read (more than the images where row groups are reread).
+        encoded_bytes: The images' own encoded bytes (what was decoded).
         requests: Reads sent to storage for them: one per image from files and tar shards, one
             per row group from Parquet; behind URLs, the requests made (retries included).
         batches: Batches delivered.
@@ -55,6 +59,7 @@ class IOStats:
 
     files_read: int = 0
     bytes_read: int = 0
+    encoded_bytes: int = 0
     requests: int = 0
     batches: int = 0
     images: int = 0
@@ -67,7 +72,7 @@ class IOStats:
 
     @property
     def bytes_per_image(self) -> float:
-        """Encoded bytes read per effective image delivered."""
+        """Bytes read from storage per effective image delivered."""
         return self.bytes_read / self.images if self.images else 0.0
 
 
@@ -97,8 +102,6 @@ class Feed:
         #: Samples left out because they could not be decoded (``on_error="skip"``).
         self.skipped: set[int] = set()
         self.io = IOStats()
-        # Requests are the store's own count where it keeps one, less what it had made before (indexing).
-        self._requests_before = getattr(index.store, "requests", 0)
 
     def start(self, batches: Iterable[Batch]) -> None:
         """Starts feeding ``batches`` (one epoch, or its rest), dropping anything still in flight."""
@@ -168,14 +171,10 @@ class Feed:
             self.io.read_wait_s = self._reader.wait_s  # the reader lives as long as the feed
         self._in_flight.append(batch)
         self.io.files_read += len(encoded)
-        self.io.bytes_read += sum(e.nbytes for e in encoded)
-        if hasattr(encoded, "requests"):  # a batch read together says what it took
-            self.io.requests += encoded.requests
-        elif hasattr(self._index.store, "requests"):  # a store reading in groups counts them as it reads
-            self.io.requests = self._index.store.requests - self._requests_before
-        else:  # one read per file
-            self.io.requests += len(encoded)
-        return encoded, self._index.labels[batch.indices]
+        self.io.bytes_read += encoded.nbytes
+        self.io.encoded_bytes += sum(e.nbytes for e in encoded)
+        self.io.requests += encoded.requests
+        return list(encoded), self._index.labels[batch.indices]
 
     def _next_outputs(self):
         while True:

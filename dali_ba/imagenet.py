@@ -2,7 +2,9 @@
 
 The train loader is the batch-augmentation loader; the val loader reads every validation image
 exactly once (deterministic ``"val"`` recipe, M=1, no shuffling, no dropped or padded samples), so
-metrics summed over ranks cover the validation set exactly.
+metrics summed over ranks cover the validation set exactly. The two are built from
+``config.TrainOptions`` and the ``config.EvalOptions`` it shares its reading options with, so a
+training option never reaches the val loader.
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .config import TrainOptions
 from .loader import ImageFolderLoader
-
-#: Options of the training recipe that the val loader (recipe "val") does not take.
-TRAIN_ONLY = ("ra_magnitude", "random_erase", "epoch_samples")
 
 
 def imagenet_loaders(
@@ -44,17 +44,19 @@ def imagenet_loaders(
             number of images the model already takes per training step.
         val_interpolation: The val resize's filter, where it differs from ``interpolation`` (a
             checkpoint's own preprocessing).
-        **options: Passed to both loaders (``device``, ``seed``, ``dtype``, ``channels_last``,
-            ``num_threads``, ``shard_id``/``num_shards``, ``on_error``, ``interpolation``, ...),
-            except the training's own (``ra_magnitude``, ``random_erase``, ``epoch_samples``), which
-            go to the train loader.
+        **options: The train loader's other options (``config.TrainOptions``). Its reading
+            options (``config.ReadOptions``: ``device``, ``dtype``, ``channels_last``,
+            ``num_threads``, ``shard_id``/``num_shards``, ``on_error``, ``interpolation``, ...) go
+            to the val loader too; the training's own (``seed``, ``ra_magnitude``,
+            ``random_erase``, ``epoch_samples``, ``resample``, ...) do not.
 
     Returns:
         The train loader (shuffled, ``drop_last=True``) and the val loader.
 
     Raises:
         FileNotFoundError: ``root/train`` or ``root/val`` is missing.
-        ValueError: The train and val folders have different classes.
+        ValueError: The train and val folders have different classes, or an option out of range.
+        TypeError: An option neither loader takes.
     """
     root = Path(root).expanduser()
     for split in ("train", "val"):
@@ -63,17 +65,13 @@ def imagenet_loaders(
     for fixed in ("shuffle", "drop_last"):
         if fixed in options:
             raise ValueError(f"{fixed} is set by imagenet_loaders (train: shuffled, drop_last=True; val: in order, every image once)")
-    val_options = {k: v for k, v in options.items() if k not in TRAIN_ONLY}
-    if val_interpolation is not None:
-        val_options["interpolation"] = val_interpolation
-    train = ImageFolderLoader(
-        root / "train", batch_size=batch_size, aug_repeats=aug_repeats, recipe=recipe, image_size=image_size,
-        shuffle=True, drop_last=True, **options,
-    )
-    val = ImageFolderLoader(
-        root / "val", batch_size=val_batch_size or batch_size * aug_repeats, aug_repeats=1, recipe="val",
-        image_size=val_image_size or image_size, resize_size=val_resize_size, shuffle=False, drop_last=False, **val_options,
-    )
+    train_options = TrainOptions(batch_size=batch_size, aug_repeats=aug_repeats, recipe=recipe, image_size=image_size,
+                                 shuffle=True, drop_last=True, **options)
+    val_options = train_options.eval_options(
+        batch_size=val_batch_size or batch_size * aug_repeats, image_size=val_image_size or image_size,
+        resize_size=val_resize_size, interpolation=val_interpolation or train_options.interpolation)
+    train = ImageFolderLoader(root / "train", **train_options.loader_options())
+    val = ImageFolderLoader(root / "val", **val_options.loader_options())
     if train.classes != val.classes:
         missing = sorted(set(train.classes) ^ set(val.classes))[:5]
         raise ValueError(f"train and val have different class folders (e.g. {missing}); labels would not match")

@@ -29,6 +29,7 @@ except ImportError:  # the older package name
     except ImportError:
         raise ImportError("dali_ba.lightning needs Lightning: pip install 'dali-ba[lightning]'") from None
 
+from .config import TrainOptions
 from .loader import ImageFolderLoader
 
 
@@ -41,10 +42,12 @@ class BatchAugmentDataModule(pl.LightningDataModule):
         batch_size: B, unique training images per step and rank.
         aug_repeats: M, replicas of each training image per step.
         val_batch_size: Validation batch size; by default ``batch_size * aug_repeats``.
-        **options: The loaders' other keyword options (``recipe``, ``image_size``, ``seed``,
-            ``device``, ``dtype``, ``channels_last``, ``on_error``, ``shuffle``, ``drop_last``, ...)
-            for the training loader (shuffled, ``drop_last=True`` unless they say otherwise). The
-            val loader always uses the ``val`` recipe with M=1, in order, every image once.
+        **options: The training loader's other options (``config.TrainOptions``: ``recipe``,
+            ``image_size``, ``seed``, ``random_erase``, ``epoch_samples``, ``shuffle``,
+            ``drop_last``, ...; shuffled, ``drop_last=True`` unless they say otherwise). The val
+            loader takes only their reading options (``config.ReadOptions``: ``device``,
+            ``dtype``, ``channels_last``, ``image_size``, ``interpolation``, ...) and uses the
+            ``val`` recipe with M=1, in order, every image once (``config.EvalOptions``).
             ``shard_id``/``num_shards`` are refused: Lightning's ranks decide the shards.
 
     Raises:
@@ -55,31 +58,24 @@ class BatchAugmentDataModule(pl.LightningDataModule):
     def __init__(self, train_root: str | os.PathLike, val_root: str | os.PathLike | None = None, *, batch_size: int,
                  aug_repeats: int, val_batch_size: int | None = None, **options):
         super().__init__()
-        from .config import LoaderConfig
-
         for fixed in ("shard_id", "num_shards"):
             if fixed in options:
                 raise ValueError(f"{fixed} is set by BatchAugmentDataModule from Lightning's ranks (each rank's loader "
                                  f"reads the shard of its rank in Lightning's process group); leave {fixed} out")
-        LoaderConfig(batch_size=batch_size, aug_repeats=aug_repeats, **options)  # bad options fail here
+        # Bad options fail here, before Lightning starts.
+        self.train_options = TrainOptions(batch_size=batch_size, aug_repeats=aug_repeats,
+                                          **dict(dict(shuffle=True, drop_last=True), **options))
+        self.val_options = self.train_options.eval_options(batch_size=val_batch_size or batch_size * aug_repeats)
         self.train_root, self.val_root = train_root, val_root
-        self.batch_size, self.aug_repeats = batch_size, aug_repeats
-        self.val_batch_size = val_batch_size or batch_size * aug_repeats
-        self.options = options
         self.train_loader: ImageFolderLoader | None = None
         self.val_loader: ImageFolderLoader | None = None
 
     def setup(self, stage: str) -> None:
         """Builds the loaders once, on each rank after Lightning started its process group."""
         if self.train_loader is None and stage == "fit":
-            options = dict(dict(shuffle=True, drop_last=True), **self.options)
-            self.train_loader = ImageFolderLoader(self.train_root, batch_size=self.batch_size, aug_repeats=self.aug_repeats,
-                                                  **options)
+            self.train_loader = ImageFolderLoader(self.train_root, **self.train_options.loader_options())
         if self.val_loader is None and self.val_root is not None and stage in ("fit", "validate"):
-            train_only = ("recipe", "resample", "roi_decode", "shuffle", "drop_last", "shuffle_window")
-            val_options = {k: v for k, v in self.options.items() if k not in train_only}
-            self.val_loader = ImageFolderLoader(self.val_root, batch_size=self.val_batch_size, aug_repeats=1, recipe="val",
-                                                shuffle=False, drop_last=False, **val_options)
+            self.val_loader = ImageFolderLoader(self.val_root, **self.val_options.loader_options())
 
     def train_dataloader(self) -> ImageFolderLoader:
         return self.train_loader

@@ -1,44 +1,38 @@
 """The PyTorch-facing loader: epochs, shards and resume over any sample index.
 
-The last stage of the flow. The index (``dataset.py``, ``shards.py``) says what the samples are,
-the epoch plan (``order.py``) which of them each step takes; the loader walks the plan epoch by
-epoch, hands each epoch to the feed (``feed.py``: read ahead, decode once, M replicas, torch
-tensors) and remembers how far it got, so that a checkpoint can resume mid-epoch exactly.
+The last stage of the flow. The index (``sources/``) says what the samples are, the epoch plan
+and cursor (``order.py``) which of them each step takes and how far an epoch got; the loader
+wires the feed (``feed.py``: read ahead, decode once, M replicas, torch tensors) and hands it one
+epoch after another, so that a checkpoint can resume mid-epoch exactly.
 
 ``BatchAugmentLoader`` takes a ready :class:`SampleIndex`; ``ImageFolderLoader``,
 ``TarShardLoader``, ``FileListLoader`` and ``ParquetLoader`` build one from a folder, tar shards,
-a file list or Parquet files and take the same keyword options.
+a file list or Parquet files and take the same keyword options (``config.py``).
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import weakref
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import torch
 from nvidia.dali import types
 
 from .config import LoaderConfig, default_num_threads, resolve_device
-from .dataset import SampleIndex, read_file_list, scan_image_folder
 from .decode_probe import region_decode_plan
 from .distributed import detect_shard, shared_seed
 from .feed import DLPackHandOff, Feed, IOStats
-from .order import EpochPlan
+from .order import EpochCursor, EpochPlan
 from .pipeline import build_pipeline
 from .reader import Batch, ReadAhead
 from .recipes import RECIPES, OutputSpec
 from .resample import TorchResampler
-from .shards import index_tar_shards
+from .sources import SampleIndex, index_tar_shards, read_file_list, scan_image_folder
 
 _DALI_DTYPES = {torch.float32: types.FLOAT, torch.float16: types.FLOAT16}
-#: 2: the position is a sample count into the epoch's permutation (any number of shards may resume
-#: it); 1: a batch number, valid on the same number of shards only (still loaded, converted).
-STATE_VERSION = 2
-log = logging.getLogger(__name__)
 
 
 class BatchAugmentLoader:
@@ -83,7 +77,8 @@ class BatchAugmentLoader:
         shuffle: New random order every epoch.
         shuffle_window: Sources read in groups (``ParquetLoader``'s row groups) only: shuffle
             within windows of this many groups, the windows in random order, so that each group
-            is read about once per epoch; ``None`` shuffles over all samples (see ``parquet.py``).
+            is read about once per epoch; ``None`` shuffles over all samples
+            (``sources/parquet/source.py``).
         seed: Seed of the order and the augmentations; ``None`` draws one (shared by all ranks).
         drop_last: Drop the last incomplete batch; with shards, cut every shard to the same number
             of batches so that ranks step together.
@@ -97,7 +92,7 @@ class BatchAugmentLoader:
             with a :class:`SkippedFileWarning` naming it.
         prefetch: Batches decoded ahead of the one being consumed.
         read_threads: Threads reading samples from storage; ``None`` is 16 for files. For tar
-            shards behind URLs, the requests kept in flight (``None`` is ``storage.IN_FLIGHT``,
+            shards behind URLs, the requests kept in flight (``None`` is ``sources.remote.IN_FLIGHT``,
             128), on one event loop; for Parquet behind URLs, threads (``None`` is 64).
         read_ahead: Batches read ahead of the one DALI takes next (bounds the memory of reads).
             For tar shards behind URLs, at least enough batches to fill the requests in flight.
@@ -111,9 +106,8 @@ class BatchAugmentLoader:
         resample: Where the replicas are cut out, resized, flipped and normalized: ``"dali"`` in
             the DALI pipeline; ``"torch"`` with torch's kernels on the CPU after DALI decoded
             (``imagenet`` recipe, CPU device only; torchvision's tensor ``RandomResizedCrop``
-            arithmetic, about 6x faster per replica than DALI's CPU resize in
-            ``benchmarks/compare_resize.py``); ``"auto"`` picks ``"torch"`` where it applies,
-            else ``"dali"``.
+            arithmetic, ``resample.py``); ``"auto"`` picks ``"torch"`` where it applies, else
+            ``"dali"``.
         interpolation: ``"bilinear"``, ``"bicubic"`` or ``"nearest"``: the filter of every resize
             (the train crop, the val resize), antialiased when shrinking except nearest, as
             torchvision's ``--interpolation``.
@@ -131,127 +125,52 @@ class BatchAugmentLoader:
 
     Raises:
         ValueError: An option out of range, or a batch larger than the shard with ``drop_last``.
-        TypeError: An integer option is not an int.
+        TypeError: An unknown option, or an integer option that is not an int.
     """
 
-    def __init__(
-        self,
-        index: SampleIndex,
-        *,
-        batch_size: int = 256,
-        aug_repeats: int = 4,
-        recipe: str = "imagenet",
-        image_size: int = 224,
-        resize_size: int | None = None,
-        device: str = "auto",
-        shuffle: bool = True,
-        shuffle_window: int | None = None,
-        seed: int | None = None,
-        drop_last: bool = True,
-        num_threads: int | None = None,
-        dtype: torch.dtype = torch.float32,
-        channels_last: bool = False,
-        shard_id: int | None = None,
-        num_shards: int | None = None,
-        on_error: str = "raise",
-        prefetch: int = 2,
-        read_threads: int | None = None,
-        read_ahead: int = 2,
-        roi_decode: bool | str = "auto",
-        resample: str = "auto",
-        interpolation: str = "bilinear",
-        ra_magnitude: int = 9,
-        random_erase: float = 0.0,
-        epoch_samples=None,
-    ):
-        config = LoaderConfig(
-            batch_size=batch_size,
-            aug_repeats=aug_repeats,
-            recipe=recipe,
-            image_size=image_size,
-            resize_size=resize_size,
-            device=device,
-            shuffle=shuffle,
-            shuffle_window=shuffle_window,
-            seed=seed,
-            drop_last=drop_last,
-            num_threads=num_threads,
-            dtype=dtype,
-            channels_last=channels_last,
-            shard_id=shard_id,
-            num_shards=num_shards,
-            on_error=on_error,
-            prefetch=prefetch,
-            read_threads=read_threads,
-            read_ahead=read_ahead,
-            roi_decode=roi_decode,
-            resample=resample,
-            interpolation=interpolation,
-            ra_magnitude=ra_magnitude,
-            random_erase=random_erase,
-            epoch_samples=epoch_samples,
-        )
+    def __init__(self, index: SampleIndex, **options):
+        config = _checked(options)
         self._index = index
         self.device = resolve_device(config.device)
-        if config.num_shards is None:
-            shard_id, num_shards = detect_shard()
-            if not 0 <= shard_id < num_shards:
-                raise ValueError(f"rank {shard_id} is outside world size {num_shards} (from torch.distributed or RANK/WORLD_SIZE)")
-        else:
-            shard_id, num_shards = config.shard_id, config.num_shards
+        shard_id, num_shards = _shard(config)
         seed = config.seed if config.seed is not None else shared_seed(num_shards)
-        epoch_samples = config.epoch_samples
-        if callable(epoch_samples):  # a rule of the data set's size and the number of shards
-            epoch_samples = epoch_samples(len(self._index), num_shards)
-            if isinstance(epoch_samples, bool) or not isinstance(epoch_samples, int) or epoch_samples < 1:
-                raise ValueError(f"epoch_samples gave {epoch_samples!r} for {len(self._index)} samples on {num_shards} "
-                                 f"shard(s); an epoch needs at least one sample")
+        epoch_samples = _epoch_samples(config.epoch_samples, index, num_shards)
         self.config = replace(config, seed=seed, shard_id=shard_id, num_shards=num_shards, epoch_samples=epoch_samples)
-        self._plan = EpochPlan(
-            num_samples=len(self._index),
-            batch_size=config.batch_size,
-            shuffle=config.shuffle,
-            seed=seed,
-            drop_last=config.drop_last,
-            shard_id=shard_id,
-            num_shards=num_shards,
-            group_starts=index.group_starts,
-            window=config.shuffle_window,
-            epoch_samples=epoch_samples,
-        )
-        if epoch_samples is not None and epoch_samples > len(self._index):
-            raise ValueError(f"epoch_samples={epoch_samples} is more than the {len(self._index)} samples under "
-                             f"{str(self._index.root)!r}; an epoch covers each sample at most once")
-        if config.shuffle_window is not None and index.group_starts is None:
-            raise ValueError(f"shuffle_window={config.shuffle_window} shuffles within windows of storage groups (Parquet row "
-                             f"groups), but the samples under {str(index.root)!r} are not stored in groups; leave it None")
-        if len(self._plan) == 0:
-            raise ValueError(
-                f"batch_size={config.batch_size} is larger than the {len(self._index) // num_shards} images of "
-                f"shard {shard_id}/{num_shards} under {str(self._index.root)!r}, and drop_last=True leaves no batch; "
-                f"lower batch_size or pass drop_last=False"
-            )
+        self._cursor = EpochCursor(_plan(index, self.config))
         self._spec = OutputSpec(config.image_size, _DALI_DTYPES[config.dtype], config.channels_last, config.resize_size,
                                 config.interpolation)
         self._num_threads = config.num_threads or default_num_threads(self.device)
-        recipe = RECIPES[config.recipe].with_magnitude(config.ra_magnitude)
         #: Where the replicas are made: ``"dali"`` (in the pipeline) or ``"torch"`` (CPU, ``resample.py``).
         self.resample = config.resolve_resample(self.device)
+        recipe = RECIPES[config.recipe].with_magnitude(config.ra_magnitude)
+        #: Whether this loader decodes only the windows' union (``roi_decode`` resolved on its device).
+        self.roi_decode, gpu_options = (
+            region_decode_plan(config.roi_decode, self.device) if recipe.windowed else (False, {})
+        )
+        self._feed = self._wire(recipe, gpu_options)
+        # Reader threads end when the loader is collected, at exit, or at close(). The collector may
+        # run this inside any thread, even one that holds threading's own locks (a thread being
+        # started): it must not join threads there, so it only tells them to end.
+        self._closer = weakref.finalize(self, functools.partial(self._feed.close, wait=False))
+        self._generation = 0
+        self._last_indices = np.empty(0, dtype=np.int64)
+
+    def _wire(self, recipe, gpu_options: dict) -> Feed:
+        """The feed: the source's reads ahead -> the DALI pipeline -> the hand-off to torch."""
+        config = self.config
         if self.resample == "torch":
             finish = TorchResampler(self._spec, aug_repeats=config.aug_repeats, batch_size=config.batch_size,
                                     mean=recipe.mean, std=recipe.std, threads=self._num_threads)
         else:
             finish = DLPackHandOff(channels_last=config.channels_last)
-        #: Whether this loader decodes only the windows' union (``roi_decode`` resolved on its device).
-        self.roi_decode, gpu_options = (
-            region_decode_plan(config.roi_decode, self.device) if recipe.windowed else (False, {})
-        )
         # Augmentation draws differ per shard; the order (plan) is shared.
-        self._dali_seed = int(np.random.SeedSequence([seed, shard_id]).generate_state(1)[0] % 2**31)
-        self._feed = Feed(
-            index,
+        dali_seed = int(np.random.SeedSequence([config.seed, config.shard_id]).generate_state(1)[0] % 2**31)
+        plan = self._index.source.read_plan(read_threads=config.read_threads, read_ahead=config.read_ahead,
+                                            batch_size=config.batch_size)
+        return Feed(
+            self._index,
             # A plain function, not a bound method: the feed must not keep the loader alive, so that
-            # dropping the loader ends its reader threads at once (weakref.finalize below).
+            # dropping the loader ends its reader threads at once (weakref.finalize above).
             build=functools.partial(
                 build_pipeline,
                 recipe=recipe,
@@ -260,28 +179,18 @@ class BatchAugmentLoader:
                 batch_size=config.batch_size,
                 device_id=self.device.index if self.device.type == "cuda" else None,
                 num_threads=self._num_threads,
-                seed=self._dali_seed,
+                seed=dali_seed,
                 prefetch_queue_depth=config.prefetch,
                 roi_decode=self.roi_decode,
                 resample=self.resample,
                 gpu_options=gpu_options,
                 random_erase=config.random_erase,
             ),
-            reader=_reader(index, config),
+            reader=ReadAhead(self._index.source, plan),
             finish=finish,
             on_error=config.on_error,
             device=self.device,
         )
-        # Reader threads end when the loader is collected, at exit, or at close(). The collector may
-        # run this inside any thread, even one that holds threading's own locks (a thread being
-        # started): it must not join threads there, so it only tells them to end.
-        self._closer = weakref.finalize(self, functools.partial(self._feed.close, wait=False))
-        self._next_epoch = 0
-        self._resume_position = 0  # where in its permutation the next epoch starts (> 0 after a resume)
-        self._epoch: int | None = None
-        self._position = 0  # how far the epoch under way has come (see EpochPlan.position)
-        self._generation = 0
-        self._last_indices = np.empty(0, dtype=np.int64)
 
     # -- what the training loop sees -------------------------------------------------------------
 
@@ -298,7 +207,7 @@ class BatchAugmentLoader:
     @property
     def num_samples(self) -> int:
         """Images this shard delivers per epoch (each as M replicas)."""
-        return self._plan.samples_per_shard()
+        return self._cursor.plan.samples_per_shard()
 
     @property
     def files(self):
@@ -340,18 +249,14 @@ class BatchAugmentLoader:
 
     def __len__(self) -> int:
         """Batches per epoch on this shard."""
-        return len(self._plan)
+        return len(self._cursor.plan)
 
     def set_epoch(self, epoch: int) -> None:
         """Makes the next ``iter(loader)`` run ``epoch`` (as ``DistributedSampler.set_epoch``).
 
         Calling it with the epoch a loaded state stopped in keeps the resume point.
         """
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be an int >= 0, but got {epoch!r}")
-        if epoch != self._next_epoch:
-            self._resume_position = 0
-        self._next_epoch = epoch
+        self._cursor.set_epoch(epoch)
 
     def close(self) -> None:
         """Ends the loader's threads and frees its pipeline and memory now, not when it is collected.
@@ -380,28 +285,14 @@ class BatchAugmentLoader:
         consumed, so every rank saves the same state and any number of ranks can resume it;
         ``batch`` is the number of this shard's batches that position stands for (informative).
         """
-        if self._epoch is not None and self._epoch + 1 == self._next_epoch:  # an epoch is under way, or just ended
-            epoch, position = self._epoch, self._position
-        else:
-            epoch, position = self._next_epoch, self._resume_position
-        if self._plan.remaining(position) == 0:
-            epoch, position = epoch + 1, 0  # the epoch is over, even where its last batches were all skipped
-        return {
-            "version": STATE_VERSION,
-            "epoch": epoch,
-            "position": position,
-            "batch": len(self) - self._plan.num_batches(position),
-            "seed": self.config.seed,
-            "num_files": len(self._index),
-            "batch_size": self.config.batch_size,
-            "shuffle": self.config.shuffle,
-            "shuffle_window": self.config.shuffle_window,
-            "epoch_samples": self.config.epoch_samples,
-            "drop_last": self.config.drop_last,
-            "shard_id": self.config.shard_id,
-            "num_shards": self.config.num_shards,
-            "skipped_files": sorted(self._index.name(i) for i in self._feed.skipped),
-        }
+        return dict(
+            self._cursor.state(),
+            seed=self.config.seed,
+            **self._identity(),
+            shard_id=self.config.shard_id,
+            num_shards=self.config.num_shards,
+            skipped_files=sorted(self._index.name(i) for i in self._feed.skipped),
+        )
 
     def load_state_dict(self, state: dict) -> None:
         """Restores a :meth:`state_dict`; the next ``iter(loader)`` resumes where it stopped.
@@ -417,42 +308,23 @@ class BatchAugmentLoader:
                 or with another batch size, shuffle, shuffle_window, epoch_samples or drop_last, so
                 its position would mean other samples.
         """
-        version = state.get("version") if isinstance(state, dict) else None
-        if version not in (1, STATE_VERSION):
-            raise ValueError(f"cannot resume: loader state version {version!r} is not supported (expected 1 or {STATE_VERSION}); "
-                             f"pass the dict that loader.state_dict() returned")
-        mine = {"num_files": len(self._index), "batch_size": self.config.batch_size, "shuffle": self.config.shuffle,
-                "shuffle_window": self.config.shuffle_window, "epoch_samples": self.config.epoch_samples,
-                "drop_last": self.config.drop_last}
-        for key, value in mine.items():
-            if state.get(key) != value:  # states before shuffle_window and epoch_samples existed have none
-                raise ValueError(
-                    f"cannot resume: the saved loader state has {key}={state.get(key)!r} but this loader has "
-                    f"{key}={value!r}; resume with the same data and options"
-                )
-        if version == 1:  # a batch number on the saver's shards; those runs always started epochs at 0
-            position = min(state["batch"] * state["num_shards"] * state["batch_size"], state["num_files"])
-        else:
-            position = state["position"]
-        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= self._plan.length:
-            raise ValueError(f"cannot resume: saved position {position!r} is outside the epoch's {self._plan.length} samples")
+        self._cursor.restore(state, self._identity())
         self._feed.stop()
         self._generation += 1
         self.config = replace(self.config, seed=state["seed"])
-        self._plan = replace(self._plan, seed=state["seed"])
         skipped = set(state["skipped_files"])
         self._feed.skipped = {i for i in range(len(self._index)) if self._index.name(i) in skipped} if skipped else set()
-        # Kept as saved even where no full batch of that epoch is left on this many shards: the
-        # training loop's set_epoch(epoch) then runs an empty rest instead of a second whole epoch.
-        if state["num_shards"] != self.config.num_shards:
-            log.info("resuming epoch %d at sample %d of %d on %d shard(s); the state was saved on %d",
-                     state["epoch"], position, len(self._index), self.config.num_shards, state["num_shards"])
-        self._epoch = None
-        self._next_epoch, self._resume_position = state["epoch"], position
+
+    def _identity(self) -> dict:
+        """What a saved state must share with the loader that resumes it (``order.EpochCursor.restore``)."""
+        config = self.config
+        return {"num_files": len(self._index), "batch_size": config.batch_size, "shuffle": config.shuffle,
+                "shuffle_window": config.shuffle_window, "epoch_samples": config.epoch_samples,
+                "drop_last": config.drop_last}
 
     @property
     def io(self) -> IOStats:
-        """What has been read so far: files, bytes, batches, and the time spent waiting on reads."""
+        """What has been read so far: files, bytes and requests, batches, and the time spent waiting on reads."""
         return self._feed.io
 
     # -- the epoch loop --------------------------------------------------------------------------
@@ -463,24 +335,20 @@ class BatchAugmentLoader:
         self._feed.stop()
         self._generation += 1
         generation = self._generation
-        epoch, start = self._next_epoch, self._resume_position
-        self._epoch, self._position = epoch, start
-        self._next_epoch, self._resume_position = epoch + 1, 0
-        self._feed.start(Batch(n, indices) for n, indices in enumerate(self._plan.batches(epoch, start)))
+        self._feed.start(Batch(n, indices) for n, indices in enumerate(self._cursor.begin()))
         try:
             while True:
                 if generation != self._generation:
                     if not self._closer.alive:
                         raise RuntimeError("this loader was closed; make a new one")
-                    raise RuntimeError("this iterator was superseded by an iterator of this loader started later, or by load_state_dict(); iterate the new one")
+                    raise RuntimeError("this iterator was superseded by an iterator of this loader started later, or by "
+                                       "load_state_dict(); iterate the new one")
                 try:
                     batch, images, labels = self._feed.next()
                 except StopIteration:
-                    # The epoch is over for this shard, even where its last batches held only skipped
-                    # samples and so were never delivered: a state saved now must not replay them.
-                    self._position = self._plan.length
+                    self._cursor.finish()
                     return
-                self._position = self._plan.position(start, batch.number + 1)
+                self._cursor.advance(batch.number + 1)
                 self._last_indices = batch.indices
                 yield images, labels
         finally:
@@ -490,16 +358,57 @@ class BatchAugmentLoader:
                 self._feed.stop()
 
 
-def _reader(index: SampleIndex, config: LoaderConfig) -> ReadAhead:
-    """Files are read on ``read_threads`` threads (16 by default). Behind URLs each read waits a
-    round trip. Tar shards read a batch's ranged requests together on one event loop, and enough
-    batches ahead to keep the store's window of requests in flight (``storage.IN_FLIGHT``, or
-    ``read_threads``) full; Parquet row groups are read on 64 threads (each a whole row group)."""
-    remote = getattr(index.store, "remote", None)
-    if remote is not None and hasattr(index.store, "read_many"):
-        depth = max(config.read_ahead, -(-remote.in_flight // config.batch_size) + 1)
-        return ReadAhead(index.read, threads=1, depth=depth, read_batch=index.store.read_many)
-    return ReadAhead(index.read, threads=config.read_threads or (64 if remote is not None else 16), depth=config.read_ahead)
+def _checked(options: dict) -> LoaderConfig:
+    """The loader's options, validated; an unknown name is a ``TypeError`` that lists the known ones."""
+    known = {f.name for f in fields(LoaderConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown loader option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(known))}")
+    return LoaderConfig(**options)
+
+
+def _shard(config: LoaderConfig) -> tuple[int, int]:
+    """``(shard_id, num_shards)``: as given, else from torch.distributed or ``RANK``/``WORLD_SIZE``."""
+    if config.num_shards is not None:
+        return config.shard_id, config.num_shards
+    shard_id, num_shards = detect_shard()
+    if not 0 <= shard_id < num_shards:
+        raise ValueError(f"rank {shard_id} is outside world size {num_shards} (from torch.distributed or RANK/WORLD_SIZE)")
+    return shard_id, num_shards
+
+
+def _epoch_samples(epoch_samples, index: SampleIndex, num_shards: int) -> int | None:
+    """``epoch_samples`` as a number: a rule ``(num_samples, num_shards) -> int`` applied, checked against the data."""
+    if callable(epoch_samples):
+        epoch_samples = epoch_samples(len(index), num_shards)
+        if isinstance(epoch_samples, bool) or not isinstance(epoch_samples, int) or epoch_samples < 1:
+            raise ValueError(f"epoch_samples gave {epoch_samples!r} for {len(index)} samples on {num_shards} "
+                             f"shard(s); an epoch needs at least one sample")
+    if epoch_samples is not None and epoch_samples > len(index):
+        raise ValueError(f"epoch_samples={epoch_samples} is more than the {len(index)} samples under "
+                         f"{str(index.root)!r}; an epoch covers each sample at most once")
+    return epoch_samples
+
+
+def _plan(index: SampleIndex, config: LoaderConfig) -> EpochPlan:
+    """This shard's epoch plan.
+
+    Raises:
+        ValueError: ``shuffle_window`` over samples not stored in groups, or no batch at all.
+    """
+    if config.shuffle_window is not None and index.group_starts is None:
+        raise ValueError(f"shuffle_window={config.shuffle_window} shuffles within windows of storage groups (Parquet row "
+                         f"groups), but the samples under {str(index.root)!r} are not stored in groups; leave it None")
+    plan = EpochPlan(num_samples=len(index), batch_size=config.batch_size, shuffle=config.shuffle, seed=config.seed,
+                     drop_last=config.drop_last, shard_id=config.shard_id, num_shards=config.num_shards,
+                     group_starts=index.group_starts, window=config.shuffle_window, epoch_samples=config.epoch_samples)
+    if len(plan) == 0:
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the {len(index) // config.num_shards} images of "
+            f"shard {config.shard_id}/{config.num_shards} under {str(index.root)!r}, and drop_last=True leaves no batch; "
+            f"lower batch_size or pass drop_last=False"
+        )
+    return plan
 
 
 class ImageFolderLoader(BatchAugmentLoader):
@@ -514,7 +423,7 @@ class ImageFolderLoader(BatchAugmentLoader):
     """
 
     def __init__(self, root: str | os.PathLike, **options):
-        LoaderConfig(**options)  # bad options fail before any data is scanned
+        _checked(options)  # bad options fail before any data is scanned
         super().__init__(scan_image_folder(root), **options)
 
 
@@ -526,12 +435,13 @@ class TarShardLoader(BatchAugmentLoader):
     a key; its image is the ``jpg``/``jpeg``/``png``/``webp`` member, its label the ``cls`` member
     (an integer in text). The shards are indexed once (cached under ``cache_dir()/tar-index``) and
     each image is read with one positioned read, so epochs are exact permutations over all samples
-    of all shards, as with :class:`ImageFolderLoader`. Errors name the shard and the key.
+    of all shards, as with :class:`ImageFolderLoader`. Errors name the shard and the key
+    (``sources/tar/``).
 
     Shards may be URLs (``"https://host/train-{000000..000146}.tar"``, ``s3://...``): they are read
     through ``fsspec`` (``pip install dali-ba[remote]``; ``storage_options`` go to its filesystem),
     indexed from their sidecars and cached locally, and each image is one ranged request, with a
-    time limit and retries (``storage.py``).
+    time limit and retries (``sources/remote.py``).
 
     Raises:
         FileNotFoundError: A shard is missing or a pattern matches nothing.
@@ -540,7 +450,7 @@ class TarShardLoader(BatchAugmentLoader):
     """
 
     def __init__(self, shards, *, storage_options: dict | None = None, **options):
-        LoaderConfig(**options)  # bad options fail before any data is scanned
+        _checked(options)  # bad options fail before any data is scanned
         index = index_tar_shards(shards, storage_options=storage_options, in_flight=options.get("read_threads"))
         super().__init__(index, **options)
 
@@ -556,7 +466,7 @@ class FileListLoader(BatchAugmentLoader):
     """
 
     def __init__(self, file_list: str | os.PathLike, *, file_root: str | os.PathLike | None = None, **options):
-        LoaderConfig(**options)  # bad options fail before any data is scanned
+        _checked(options)  # bad options fail before any data is scanned
         super().__init__(read_file_list(file_list, file_root=file_root), **options)
 
 
@@ -568,14 +478,14 @@ class ParquetLoader(BatchAugmentLoader):
     feature's struct ``{bytes, path}``, or binary), its label in ``label_column`` (integers; class
     names from the files' ``ClassLabel`` metadata where present). The files are indexed once
     (row groups and labels); the reader threads read the image column of the row groups each batch
-    needs (``parquet.py``). Epochs, shards, resume and errors are those of every loader; errors name
+    needs (``sources/parquet/``). Epochs, shards, resume and errors are those of every loader; errors name
     the file and the row. ``shuffle_window`` trades the exact permutation for row-group-local reads;
-    ``cache_groups`` is how many row groups stay decoded (default ``parquet.CACHE_GROUPS``).
+    ``cache_groups`` is how many row groups stay decoded (default 96).
     Needs pyarrow (``pip install dali-ba[parquet]``).
 
     Files may be URLs (``"hf://datasets/ORG/NAME/data/train-*.parquet"``, ``s3://``, ``https://``):
     they are indexed from range reads of their footers and label columns (cached locally), and
-    each row group's images are one ranged request, with a time limit and retries (``storage.py``;
+    each row group's images are one ranged request, with a time limit and retries (``sources/remote.py``;
     ``storage_options`` go to the ``fsspec`` filesystem).
 
     Raises:
@@ -587,8 +497,8 @@ class ParquetLoader(BatchAugmentLoader):
 
     def __init__(self, files, *, image_column: str = "image", label_column: str = "label", cache_groups: int | None = None,
                  storage_options: dict | None = None, **options):
-        LoaderConfig(**options)  # bad options fail before any data is scanned
-        from .parquet import CACHE_GROUPS, index_parquet
+        _checked(options)  # bad options fail before any data is scanned
+        from .sources.parquet import CACHE_GROUPS, index_parquet
 
         index = index_parquet(files, image_column=image_column, label_column=label_column,
                               cache_groups=cache_groups or CACHE_GROUPS, storage_options=storage_options)

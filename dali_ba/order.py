@@ -1,6 +1,6 @@
-"""The epoch plan: which samples a shard reads, in which order, batch by batch.
+"""The epoch plan and cursor: which samples a shard reads, in which order, batch by batch, and how far it got.
 
-This sits between the file index (``dataset.py``) and the pipeline feed (``loader.py``). It is pure
+This sits between the sample index (``sources/``) and the reader (``reader.py``). It is pure
 arithmetic on indices, so the loader's promises can be checked without decoding anything:
 
 * every epoch is a fresh permutation drawn from ``(seed, epoch)``; the same pair gives the same
@@ -23,9 +23,17 @@ rest of the permutation, ``order[position:]``, over the shards it runs on by the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+#: 2: the position is a sample count into the epoch's permutation (any number of shards may resume
+#: it); 1: a batch number, valid on the same number of shards only (still loaded, converted).
+STATE_VERSION = 2
+#: What a saved state must share with the loader that resumes it, else its position means other samples.
+_SAME = ("num_files", "batch_size", "shuffle", "shuffle_window", "epoch_samples", "drop_last")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,3 +136,99 @@ class EpochPlan:
         indices = self.indices(epoch, start)
         for first in range(0, len(indices), self.batch_size):
             yield indices[first : first + self.batch_size]
+
+
+class EpochCursor:
+    """Where a loader stands in its epochs: the epoch the next run starts, at which position of its
+    permutation, and how far the epoch under way has come; saved and restored as a state dict.
+
+    A run of an epoch is ``begin()``, then ``advance(batches)`` after each batch delivered, then
+    ``finish()`` at its end. A saved state holds the position, which means the same on every rank
+    and on any number of ranks (see the module docstring).
+
+    Args:
+        plan: The epoch plan of this shard.
+    """
+
+    def __init__(self, plan: EpochPlan):
+        self.plan = plan
+        self.next_epoch = 0
+        self.resume_position = 0  # where in its permutation the next epoch starts (> 0 after a resume)
+        self.epoch: int | None = None  # the epoch under way (or just ended)
+        self.position = 0  # how far the epoch under way has come
+        self._start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Makes the next run ``epoch``; the same epoch a loaded state stopped in keeps its resume point.
+
+        Raises:
+            ValueError: ``epoch`` is not an int >= 0.
+        """
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch must be an int >= 0, but got {epoch!r}")
+        if epoch != self.next_epoch:
+            self.resume_position = 0
+        self.next_epoch = epoch
+
+    def begin(self):
+        """Starts the next run; returns the index arrays of its batches (a generator)."""
+        epoch, start = self.next_epoch, self.resume_position
+        self.epoch, self.position, self._start = epoch, start, start
+        self.next_epoch, self.resume_position = epoch + 1, 0
+        return self.plan.batches(epoch, start)
+
+    def advance(self, batches: int) -> None:
+        """``batches`` batches of the run under way have been delivered on every shard."""
+        self.position = self.plan.position(self._start, batches)
+
+    def finish(self) -> None:
+        """The run under way is over on this shard, even where its last batches held only skipped
+        samples and so were never delivered: a state saved now must not replay them."""
+        self.position = self.plan.length
+
+    def interrupt(self) -> None:
+        """Forgets the run under way (a loaded state takes its place)."""
+        self.epoch = None
+
+    def state(self) -> dict:
+        """``epoch``, ``position`` and ``batch`` of a state dict: where the next run starts."""
+        if self.epoch is not None and self.epoch + 1 == self.next_epoch:  # an epoch is under way, or just ended
+            epoch, position = self.epoch, self.position
+        else:
+            epoch, position = self.next_epoch, self.resume_position
+        if self.plan.remaining(position) == 0:
+            epoch, position = epoch + 1, 0  # the epoch is over, even where its last batches were all skipped
+        return {"version": STATE_VERSION, "epoch": epoch, "position": position,
+                "batch": len(self.plan) - self.plan.num_batches(position)}
+
+    def restore(self, state: dict, mine: dict) -> None:
+        """Resumes ``state`` (a loader's ``state_dict()``); ``mine`` is what the resuming loader
+        has for the keys of :data:`_SAME`. Takes the saved seed.
+
+        Raises:
+            ValueError: Not a loader state, or saved with other data or options.
+        """
+        version = state.get("version") if isinstance(state, dict) else None
+        if version not in (1, STATE_VERSION):
+            raise ValueError(f"cannot resume: loader state version {version!r} is not supported (expected 1 or {STATE_VERSION}); "
+                             f"pass the dict that loader.state_dict() returned")
+        for key in _SAME:
+            if state.get(key) != mine[key]:  # states before shuffle_window and epoch_samples existed have none
+                raise ValueError(
+                    f"cannot resume: the saved loader state has {key}={state.get(key)!r} but this loader has "
+                    f"{key}={mine[key]!r}; resume with the same data and options"
+                )
+        if version == 1:  # a batch number on the saver's shards; those runs always started epochs at 0
+            position = min(state["batch"] * state["num_shards"] * state["batch_size"], state["num_files"])
+        else:
+            position = state["position"]
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= self.plan.length:
+            raise ValueError(f"cannot resume: saved position {position!r} is outside the epoch's {self.plan.length} samples")
+        self.plan = replace(self.plan, seed=state["seed"])
+        # Kept as saved even where no full batch of that epoch is left on this many shards: the
+        # training loop's set_epoch(epoch) then runs an empty rest instead of a second whole epoch.
+        if state["num_shards"] != self.plan.num_shards:
+            log.info("resuming epoch %d at sample %d of %d on %d shard(s); the state was saved on %d",
+                     state["epoch"], position, self.plan.num_samples, self.plan.num_shards, state["num_shards"])
+        self.epoch = None
+        self.next_epoch, self.resume_position = state["epoch"], position

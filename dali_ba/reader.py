@@ -2,14 +2,15 @@
 
 Sits between the epoch plan (``order.py``: which samples, batch by batch) and the DALI feed
 (``feed.py``). DALI calls the feed's input callback in the training process's Python thread, so a
-read done there is a wait in the training step. Here every file of the next ``depth`` batches is
-read by ``threads`` reader threads (file reads release the GIL), so storage latency overlaps with
-decoding and training, and the callback only collects bytes that are, most of the time, already
-there. The time it still waits is counted in :attr:`ReadAhead.wait_s`.
+read done there is a wait in the training step. Here every sample of the next ``depth`` batches
+is read by reader threads (file reads release the GIL), so storage latency overlaps with decoding
+and training, and the callback only collects bytes that are, most of the time, already there.
+The time it still waits is counted in :attr:`ReadAhead.wait_s`.
 
-A source that reads better many at a time (URLs: every request of a batch in flight together on
-one event loop, ``storage.RemoteStore.read_many``) gives ``read_batch`` instead; each batch is
-then one call on one of ``depth`` threads.
+The source says how (``sources.base.Source.read_plan``): a sample per thread, or, where it reads
+better many at a time (URLs: every request of a batch in flight together on one event loop), a
+batch per thread. Either way a batch comes out as one ``Fetched``: its bytes, and the requests and
+bytes storage spent on them.
 
 Reading ahead is bounded: at most ``depth`` batches are queued or being read. Each read opens,
 reads and closes its file, so no file handle outlives a read; :meth:`ReadAhead.cancel` drops what
@@ -23,9 +24,11 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
+
+from .sources.base import Fetched, ReadPlan, Source
 
 
 @dataclass(frozen=True)
@@ -37,23 +40,17 @@ class Batch:
 
 
 class ReadAhead:
-    """Reads the samples of upcoming batches on ``threads`` threads, ``depth`` batches ahead.
+    """Reads the samples of upcoming batches on reader threads, ``plan.depth`` batches ahead.
 
     Args:
-        read: ``read(i) -> 1-D uint8 array``, the encoded bytes of sample ``i``; it raises an
-            ``OSError`` naming the file when it cannot read it.
-        threads: Reader threads (without ``read_batch``).
-        depth: Batches read ahead of the one being taken.
-        read_batch: ``read_batch(indices) -> list of 1-D uint8 arrays``, the samples of one batch
-            read together; where given, it is used instead of ``read`` (one thread per batch).
+        source: Reads the samples (``read(i)``, or ``read_batch(indices)`` where the plan is
+            ``batched``); it raises an ``OSError`` naming the file when it cannot read one.
+        plan: Threads, depth, and whether a batch is one read.
     """
 
-    def __init__(self, read: Callable[[int], np.ndarray], *, threads: int, depth: int,
-                 read_batch: Callable[[np.ndarray], list[np.ndarray]] | None = None):
-        self._read = read
-        self._read_batch = read_batch
-        self._threads = depth if read_batch is not None else threads
-        self._depth = depth
+    def __init__(self, source: Source, plan: ReadPlan):
+        self._source = source
+        self._plan = plan
         self._pool: ThreadPoolExecutor | None = None
         self._queue: deque[tuple[Batch, list[Future]]] = deque()
         self._batches: Iterator[Batch] = iter(())
@@ -65,7 +62,7 @@ class ReadAhead:
         self._batches = iter(batches)
         self._fill()
 
-    def take(self) -> tuple[Batch, list[np.ndarray]]:
+    def take(self) -> tuple[Batch, Fetched]:
         """The next batch and its samples' bytes, waiting for reads still under way.
 
         Raises:
@@ -77,9 +74,8 @@ class ReadAhead:
         batch, futures = self._queue.popleft()
         started = time.perf_counter()
         try:
-            encoded = [future.result() for future in futures]
-            if self._read_batch is not None:
-                (encoded,) = encoded
+            reads = [future.result() for future in futures]
+            encoded = reads[0] if self._plan.batched else Fetched.of(reads)
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -121,14 +117,14 @@ class ReadAhead:
         return self._pool is not None
 
     def _fill(self) -> None:
-        while len(self._queue) < self._depth:
+        while len(self._queue) < self._plan.depth:
             batch = next(self._batches, None)
             if batch is None:
                 return
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="dali-ba-reader")
-            if self._read_batch is not None:
-                futures = [self._pool.submit(self._read_batch, batch.indices)]
+                self._pool = ThreadPoolExecutor(max_workers=self._plan.threads, thread_name_prefix="dali-ba-reader")
+            if self._plan.batched:
+                futures = [self._pool.submit(self._source.read_batch, batch.indices)]
             else:
-                futures = [self._pool.submit(self._read, int(i)) for i in batch.indices]
+                futures = [self._pool.submit(self._source.read, int(i)) for i in batch.indices]
             self._queue.append((batch, futures))

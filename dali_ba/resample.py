@@ -7,20 +7,14 @@ windows once per file (``decode.py``). Its outputs per sample are that decoded r
 ``HWC``, any size), the M windows in the region's coordinates and the M flips; this stage turns
 them into the replicas of the replica contract.
 
-Why torch here: on one CPU core, DALI's antialiased resize plus its normalize took 0.929-0.940 ms
-per 224 px replica of the bench's images, torch's uint8 kernel (the one torchvision's tensor
-transforms use) with our normalize 0.149-0.152 ms, and PIL's resize alone 0.425-0.429 ms, in 3
-rounds of ``benchmarks/compare_resize.py`` (the run quoted in the README). On a GPU the replicas
-stay in DALI (``replicate.py``), whose GPU resize is fast and keeps the data on the device.
-
-Two details of this stage, each worth a few percent of a step on the 2-core machine
-(``benchmarks/profile_cpu.py --only shipped``, B=32, M=4, 5 rounds, median ms per step):
-- the worker threads run torch's ops on one OpenMP thread each (:func:`one_intra_op_thread`), so
-  that torch's thread teams do not spin on the cores DALI's threads decode on: 27-31 ms, against
-  31-36 ms with torch's default threads;
-- batches are written into recycled buffers (:class:`BatchBuffers`) rather than fresh memory,
-  whose pages fault in on first write (77 MB per float32 batch at B=32, M=4): 27-31 ms against
-  27-36 ms.
+Why torch here: on the CPU a replica's cost was DALI's antialiased resize, and torch's uint8 kernel
+(the one torchvision's tensor transforms use) does the same resize several times faster; on a GPU
+the replicas stay in DALI (``replicate.py``), whose GPU resize is fast and keeps the data on the
+device. Two details are each worth a few percent of a step on the 2-core machine: the worker
+threads run torch's ops on one OpenMP thread each (:func:`one_intra_op_thread`), so that torch's
+thread teams do not spin on the cores DALI's threads decode on; and batches are written into
+recycled buffers (:class:`BatchBuffers`) rather than fresh memory, whose pages fault in on first
+write. The measurements: ``benchmarks/README.md``, "CPU results".
 """
 
 from __future__ import annotations

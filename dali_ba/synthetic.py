@@ -23,6 +23,8 @@ from PIL import Image
 COMMON_SIZES = ((500, 375, 0.38), (500, 333, 0.14), (375, 500, 0.10), (333, 500, 0.04), (500, 500, 0.04))
 TAIL_SHARE = 1.0 - sum(share for _, _, share in COMMON_SIZES)
 QUALITY_RANGE = (90, 96)
+#: Part of the default data set's cache key: raise it when the images made for a seed change.
+DATASET_VERSION = 1
 
 
 def _image_size(rng: np.random.Generator) -> tuple[int, int]:
@@ -170,7 +172,7 @@ def make_dataset(out: str | os.PathLike, *, images: int, classes: int, seed: int
 
 def dataset_stats(root: str | os.PathLike) -> DatasetStats:
     """Measures resolution and file size of every image under ``root`` (headers only, no decode)."""
-    from .dataset import scan_image_folder
+    from .sources import scan_image_folder
 
     index = scan_image_folder(root)
     sizes = np.array([os.path.getsize(f) for f in index.files], dtype=np.float64)

@@ -210,7 +210,8 @@ def torchvision_loaders(args, device):
     train_set = _Replicated(root / "train", train_tf, args.aug_repeats)
     val_set = _Replicated(root / "val", val_tf, 1)
     distributed = dist.is_available() and dist.is_initialized()
-    train_sampler = torch.utils.data.DistributedSampler(train_set, seed=args.seed) if distributed else torch.utils.data.RandomSampler(train_set)
+    train_sampler = (torch.utils.data.DistributedSampler(train_set, seed=args.seed) if distributed
+                     else torch.utils.data.RandomSampler(train_set))
     val_sampler = torch.utils.data.DistributedSampler(val_set, shuffle=False) if distributed else None
     workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
     common = dict(num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
@@ -253,7 +254,8 @@ def evaluate(model, loader, device, rank) -> tuple[float, float]:
             logits = model(images)
             top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
             hits = top5.eq(labels[:, None])
-            totals += torch.tensor([hits[:, 0].sum().item(), hits.any(dim=1).sum().item(), labels.numel()], dtype=torch.float64, device=device)
+            totals += torch.tensor([hits[:, 0].sum().item(), hits.any(dim=1).sum().item(), labels.numel()], dtype=torch.float64,
+                                   device=device)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(totals)
     correct1, correct5, count = totals.tolist()
@@ -275,7 +277,8 @@ def main(args):
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step_size, gamma=args.lr_gamma)
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     scaler = torch.amp.GradScaler("cuda") if args.amp and device.type == "cuda" else None
-    train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    train_model = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
     criterion = torch.nn.CrossEntropyLoss()
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -329,7 +332,8 @@ def main(args):
                 samples.flush()
             if i % args.print_freq == 0:
                 rate = images_seen * world / (time.time() - started)
-                log(rank, f"Epoch [{epoch}] [{i}/{len(train_loader)}] loss {loss.item():.4f} lr {optimizer.param_groups[0]['lr']:.4g} {rate:.1f} img/s")
+                log(rank, f"Epoch [{epoch}] [{i}/{len(train_loader)}] loss {loss.item():.4f} "
+                          f"lr {optimizer.param_groups[0]['lr']:.4g} {rate:.1f} img/s")
             at_max = args.max_steps and step >= args.max_steps
             signalled = stop.agreed(device)
             if rank == 0 and ((args.checkpoint_every and step % args.checkpoint_every == 0) or at_max or signalled):

@@ -1,14 +1,20 @@
-"""Data made in the tests: small ImageFolder trees written with PIL into tmp_path.
+"""What every test shares: data made in the tests, a private cache, small loaders, loopback servers.
 
 Every image of ``color_tree`` has its own base colour (well apart from every other) under a
 texture, so a test can tell from any crop of any replica which file it came from: the identity
 survives decoding, cropping and flipping, and the texture makes random replicas differ.
+
+Every test gets its own ``DALI_BA_CACHE`` (``private_cache``), so nothing cached in the
+developer's ``~/.cache/dali-ba`` (a decode-probe verdict, an index) changes what a test tests.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
+import re
 import socket
+import tarfile
 import time
 
 import numpy as np
@@ -20,6 +26,23 @@ from dali_ba.recipes import IMAGENET_MEAN, IMAGENET_STD
 
 # 4 x 3 x 2 = 24 colours, at least 60 apart in some channel.
 PALETTE = [np.array(c, dtype=np.float64) for c in itertools.product((30, 90, 150, 210), (30, 110, 190), (40, 200))]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Points ``DALI_BA_CACHE`` at a folder of this test's own."""
+    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
+
+
+#: What the tests' loaders share: small images, the CPU, few threads, a fixed seed.
+SMALL = dict(image_size=16, device="cpu", num_threads=2, seed=3)
+
+
+def small_loader(make, source, **options):
+    """``make(source, **options)`` (a loader class, or any function that builds one) with
+    :data:`SMALL`'s options under ``options``. Test files bind their own defaults with
+    ``functools.partial(small_loader, TarShardLoader, batch_size=4, ...)``."""
+    return make(source, **dict(SMALL, **options))
 
 
 def textured(color, height, width, seed):
@@ -49,6 +72,14 @@ def write_color_tree(root, *, classes=3, per_class=8, size=(40, 56)):
 
 
 @pytest.fixture
+def imagenet_tree(tmp_path):
+    """``root`` with ``train/`` (3 classes x 8 colour JPEGs) and ``val/`` (3 x 3), as ImageNet is laid out."""
+    write_color_tree(tmp_path / "imagenet" / "train", classes=3, per_class=8)
+    write_color_tree(tmp_path / "imagenet" / "val", classes=3, per_class=3)
+    return tmp_path / "imagenet"
+
+
+@pytest.fixture
 def color_tree(tmp_path):
     """``(root, truth)``: 3 classes x 8 JPEGs, see :func:`write_color_tree`."""
     root = tmp_path / "colors"
@@ -67,6 +98,45 @@ def identify(images: torch.Tensor, truth: dict) -> list[str]:
     found = nearest.argmin(axis=1)
     assert (nearest.min(axis=1) < 25).all(), f"an image matches no colour: {nearest.min(axis=1)}"
     return [paths[i] for i in found]
+
+
+def write_tar(path, members: dict, format=tarfile.PAX_FORMAT):
+    """Writes the tar ``path`` holding ``members`` (name -> bytes), in order."""
+    with tarfile.open(path, "w", format=format) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+KEY_AND_EXTENSION = re.compile(r"^((?:.*/|)[^./][^.]*)\.([^/]*)$")  # WebDataset's base_plus_ext
+
+
+def tarfile_index(path):
+    """``(keys, image offsets, image sizes, labels)`` of a tar as tarfile and WebDataset's key rule
+    give them: the reference for dali-ba's fast paths."""
+    from dali_ba.sources.tar import TAR_IMAGE_EXTENSIONS
+
+    samples, labels = {}, {}
+    with tarfile.open(path) as tar:
+        for m in tar:
+            match = KEY_AND_EXTENSION.match(m.name) if m.isfile() else None
+            if match:
+                key, ext = match.group(1), match.group(2).lower()
+                if ext == "cls":
+                    labels[key] = int(tar.extractfile(m).read())
+                samples.setdefault(key, {})[ext] = m
+    keys = list(samples)
+    images = [next(samples[k][e] for e in TAR_IMAGE_EXTENSIONS if e in samples[k]) for k in keys]
+    return keys, [m.offset_data for m in images], [m.size for m in images], [labels[k] for k in keys]
+
+
+def same_tar_index(index, reference) -> bool:
+    """Whether a tar file's index (``TarIndex``) or a ``SampleIndex`` over tars is ``reference`` (:func:`tarfile_index`)."""
+    from dali_ba.sources import SampleIndex
+
+    columns = index.source if isinstance(index, SampleIndex) else index
+    return (list(columns.keys), columns.offsets.tolist(), columns.sizes.tolist(), index.labels.tolist()) == tuple(reference)
 
 
 def free_port() -> int:

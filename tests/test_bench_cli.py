@@ -122,7 +122,6 @@ def test_make_dataset_refuses_a_folder_with_files(tmp_path):
 
 
 def test_cold_cache_tar_copy_and_full_decode_variants_run_side_by_side(tmp_path, monkeypatch):
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data"
     write_color_tree(data)
     result = bench(
@@ -166,7 +165,6 @@ def test_exports_are_written_after_every_loader_and_m(tmp_path, monkeypatch):
 
 def test_a_run_that_fails_is_recorded_and_the_bench_goes_on(tmp_path, monkeypatch):
     """M=4 asks dali-large for 40 images per batch of a 24-image set: that run fails, the rest run."""
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "data"
     write_color_tree(data)
     result = bench(str(data), "-M", "4,1", "-b", "10", "--steps", "2", "--warmup", "1", "--image-size", "32",

@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 
-from dali_ba.bench.loaders import FACTORIES, BenchSpec, _forever
-from dali_ba.dataset import scan_image_folder
+from dali_ba.bench.loaders import REGISTRY, BenchSpec, _forever
+from dali_ba.sources import scan_image_folder
 
 
 def threads() -> int:
@@ -28,7 +28,7 @@ def test_a_closed_loader_leaves_no_thread_without_the_cyclic_collector(color_tre
     before = threads()
     gc.disable()  # a reference cycle would keep the pipeline and its threads until the next collection
     try:
-        loader = FACTORIES[name](index, spec())
+        loader = REGISTRY[name].factory(index, spec())
         next(loader.batches)
         next(loader.batches)
         assert threads() > before
@@ -48,12 +48,12 @@ def test_an_epoch_without_a_batch_is_an_error_not_an_endless_loop():
 def test_dali_large_larger_than_the_data_set_is_refused_by_name(color_tree):
     root, _ = color_tree
     with pytest.raises(ValueError, match="dali-large needs 32 images per batch"):
-        FACTORIES["dali-large"](scan_image_folder(root), spec(batch_size=8, aug_repeats=4))
+        REGISTRY["dali-large"].factory(scan_image_folder(root), spec(batch_size=8, aug_repeats=4))
 
 
 def test_the_variant_says_how_the_dali_loaders_decode(color_tree):
     root, _ = color_tree
     index = scan_image_folder(root)
-    assert FACTORIES["dali-ba"](index, spec()).variant == "region decode"
-    assert FACTORIES["dali-ba-full"](index, spec()).variant == "whole-image decode"
-    assert FACTORIES["dali-large"](index, spec()).variant == "fused decode+crop"
+    assert REGISTRY["dali-ba"].factory(index, spec()).variant == "region decode"
+    assert REGISTRY["dali-ba-full"].factory(index, spec()).variant == "whole-image decode"
+    assert REGISTRY["dali-large"].factory(index, spec()).variant == "fused decode+crop"

@@ -89,12 +89,12 @@ def test_torch_gpu_baseline_code_path_runs_on_the_cpu(color_tree):
     """No GPU here: run torch-gpu's decode_jpeg + transform path on the CPU to catch its bugs."""
     import torch
 
-    from dali_ba.bench.loaders import FACTORIES, BenchSpec
-    from dali_ba.dataset import scan_image_folder
+    from dali_ba.bench.loaders import REGISTRY, BenchSpec
+    from dali_ba.sources import scan_image_folder
 
     root, _ = color_tree
     spec = BenchSpec(batch_size=3, aug_repeats=2, image_size=16, dtype=torch.float32, device=torch.device("cpu"), workers=0)
-    loader = FACTORIES["torch-gpu"](scan_image_folder(root), spec)
+    loader = REGISTRY["torch-gpu"].factory(scan_image_folder(root), spec)
     images, labels = next(loader.batches)
     assert images.shape == (6, 3, 16, 16) and labels.tolist()[0::2] == labels.tolist()[1::2]
     assert loader.read_counts()[0] == 3

@@ -26,11 +26,6 @@ from dali_ba.decode_probe import (
 )
 
 
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """``verdict_key`` for ``cuda:N`` without a GPU: an H200 under this DALI."""
@@ -69,7 +64,8 @@ def test_a_child_that_hangs_is_killed_and_counts_as_failed():
 
 
 def test_a_child_that_raises_reports_its_error():
-    command = [sys.executable, "-c", f"print({decode_probe.RESULT_TAG!r} + '{{\"ok\": false, \"error\": \"RuntimeError: nvJPEG INTERNAL_ERROR (8)\"}}'); raise SystemExit(1)"]
+    result = '{\"ok\": false, \"error\": \"RuntimeError: nvJPEG INTERNAL_ERROR (8)\"}'
+    command = [sys.executable, "-c", f"print({decode_probe.RESULT_TAG!r} + '{result}'); raise SystemExit(1)"]
     result = run_case("region", command=command)
     assert not result.ok and result.returncode == 1
     assert "INTERNAL_ERROR" in result.describe()
@@ -190,6 +186,6 @@ def test_a_cache_that_cannot_be_written_probes_without_it(fake_gpu, tmp_path, mo
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("DALI_BA_CACHE", str(blocker))
-    with pytest.warns(UserWarning, match="cannot keep decode-probe verdicts"):
+    with pytest.warns(UserWarning, match="could not use the cache"):
         verdict = probe_verdict("region", "cuda:0", run=lambda case, options, device: outcome(case, options, True))
     assert verdict.works

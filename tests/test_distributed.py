@@ -18,6 +18,8 @@ from conftest import write_color_tree
 
 HERE = Path(__file__).parent
 TRAIN = HERE.parent / "examples" / "train_imagenet.py"
+#: The training script's crops, small enough for a CPU.
+SMALL_CROPS = ("--train-crop-size", "32", "--val-crop-size", "32", "--val-resize-size", "36")
 
 
 def torchrun(*args, timeout=240):
@@ -25,13 +27,6 @@ def torchrun(*args, timeout=240):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
-
-
-@pytest.fixture
-def imagenet_tree(tmp_path):
-    write_color_tree(tmp_path / "imagenet" / "train", classes=3, per_class=8)
-    write_color_tree(tmp_path / "imagenet" / "val", classes=3, per_class=3)
-    return tmp_path / "imagenet"
 
 
 @pytest.mark.slow
@@ -50,7 +45,7 @@ def test_two_ranks_read_disjoint_shards_that_cover_the_data(tmp_path):
 
 @pytest.mark.slow
 def test_training_runs_on_two_ranks_and_resumes_mid_epoch(imagenet_tree, tmp_path):
-    common = [TRAIN, imagenet_tree, "--arch", "resnet18", "-b", "2", "-M", "2", "--train-crop-size", "32", "--val-crop-size", "32", "--val-resize-size", "36", "--device", "cpu",
+    common = [TRAIN, imagenet_tree, "--arch", "resnet18", "-b", "2", "-M", "2", *SMALL_CROPS, "--device", "cpu",
               "-j", "1", "--output-dir", tmp_path / "out", "--epochs", "1", "--print-freq", "1"]
     first = torchrun(*common, "--max-steps", "2")
     assert "2 rank(s) on cpu" in first and "6 steps per epoch" in first  # 24 images / 2 ranks / B=2
@@ -65,28 +60,11 @@ def test_training_runs_on_two_ranks_and_resumes_mid_epoch(imagenet_tree, tmp_pat
 def test_training_script_runs_with_the_torchvision_backend(imagenet_tree, tmp_path):
     done = subprocess.run(
         [sys.executable, TRAIN, imagenet_tree, "--data-backend", "torchvision", "--arch", "resnet18", "-b", "4", "-M", "2",
-         "--train-crop-size", "32", "--val-crop-size", "32", "--val-resize-size", "36", "--device", "cpu", "-j", "0", "--epochs", "1", "--output-dir", tmp_path],
+         *SMALL_CROPS, "--device", "cpu", "-j", "0", "--epochs", "1", "--output-dir", tmp_path],
         capture_output=True, text=True, timeout=240,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "(48 images)" in done.stdout and "Test: Acc@1" in done.stdout and (tmp_path / "checkpoint.pth").exists()
-
-
-def test_imagenet_loaders_pair_train_and_val(imagenet_tree):
-    from dali_ba import imagenet_loaders
-
-    train, val = imagenet_loaders(imagenet_tree, batch_size=4, aug_repeats=2, image_size=16, device="cpu", seed=0)
-    assert (len(train), len(val), train.config.recipe, val.config.recipe) == (6, 2, "imagenet", "val")
-    assert sum(len(labels) for _, labels in val) == 9
-    assert train.sampler is train and len(train.dataset) == 24 and train.batch_size == 4
-
-
-def test_imagenet_loaders_name_the_missing_split(tmp_path):
-    from dali_ba import imagenet_loaders
-
-    write_color_tree(tmp_path / "train")
-    with pytest.raises(FileNotFoundError, match=r"val.*root/train/<class>/ and root/val/<class>/"):
-        imagenet_loaders(tmp_path, batch_size=2, aug_repeats=2, device="cpu")
 
 
 # -- preemption: a signal mid-epoch, a checkpoint, and a resume on another number of ranks -----------
@@ -169,7 +147,7 @@ def trained_samples(folder):
 def test_a_signal_mid_epoch_checkpoints_and_three_ranks_finish_the_epoch_exactly_once(tmp_path):
     write_tree(tmp_path / "data" / "train", classes=4, per_class=16)  # 64 images: 16 steps of B=2 on 2 ranks
     write_tree(tmp_path / "data" / "val", classes=4, per_class=2)
-    common = [TRAIN, tmp_path / "data", "--arch", "resnet18", "-b", "2", "-M", "2", "--train-crop-size", "32", "--val-crop-size", "32", "--val-resize-size", "36", "--device", "cpu",
+    common = [TRAIN, tmp_path / "data", "--arch", "resnet18", "-b", "2", "-M", "2", *SMALL_CROPS, "--device", "cpu",
               "-j", "1", "--output-dir", tmp_path / "out", "--epochs", "1", "--print-freq", "1",
               "--sample-log", tmp_path / "samples"]
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -210,7 +188,7 @@ def test_ranks_started_by_srun_stop_on_the_signal_with_exit_code_75(imagenet_tre
         env = dict(os.environ, SLURM_STEP_NUM_TASKS="2", SLURM_STEP_TASKS_PER_NODE="2", SLURM_PROCID=str(rank),
                    SLURM_LOCALID=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         procs.append(start([sys.executable, str(TRAIN), str(imagenet_tree), "--arch", "resnet18", "-b", "2", "-M", "2",
-                            "--train-crop-size", "32", "--val-crop-size", "32", "--val-resize-size", "36", "--device", "cpu", "-j", "1", "--output-dir", str(tmp_path / "out"),
+                            *SMALL_CROPS, "--device", "cpu", "-j", "1", "--output-dir", str(tmp_path / "out"),
                             "--epochs", "3", "--print-freq", "1"], env=env))
     seen = []
     wait_for(procs[0][1], "2 rank(s) on cpu", seen)

@@ -12,15 +12,10 @@ import pytest
 
 from conftest import identify
 from dali_ba import FileListLoader, ImageFolderLoader, ParquetLoader, SkippedFileWarning, TarShardLoader
-from dali_ba.dataset import scan_image_folder
-from dali_ba.shards import make_shards, sample_key
+from dali_ba.sources import scan_image_folder
+from dali_ba.sources.tar import make_shards, sample_key
 
 B = 2  # 24 images: 4 ranks take 3 batches each with drop_last=True
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture(params=["folder", "tar", "file-list", "parquet"])
@@ -38,14 +33,14 @@ def source(request, color_tree, tmp_path):
     index = scan_image_folder(root)
     if request.param == "parquet":
         pytest.importorskip("pyarrow")
-        from dali_ba.parquet import write_parquet
+        from dali_ba.sources.parquet import write_parquet
 
         write_parquet(index, tmp_path / "pq", rows_per_file=10, row_group_size=4, shuffle=False)  # rows in index order
         return (lambda **kw: ParquetLoader(str(tmp_path / "pq" / "*.parquet"), **kw)), truth, lambda loader, i: index.files[i]
     make_shards(index, tmp_path / "shards", shard_size=5)
     by_key = {sample_key(index, i): truth[index.files[i]] for i in range(len(index))}
     return (lambda **kw: TarShardLoader(str(tmp_path / "shards" / "shard-*.tar"), **kw)), by_key, \
-        lambda loader, i: loader.dataset.keys[i]
+        lambda loader, i: loader.dataset.key(i)
 
 
 def ranks(make, num_shards, **kw):

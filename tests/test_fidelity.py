@@ -99,7 +99,7 @@ def test_val_on_the_gpu_decodes_jpegs_as_close_to_torchvision_as_the_cpu_path(tm
     pil = T.Compose([T.Resize(256, interpolation=T.InterpolationMode(mode)), T.CenterCrop(224), T.ToTensor(),
                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     gaps = []
-    for k, (w, h) in enumerate(VAL_SIZES):
+    for k in range(len(VAL_SIZES)):
         reference = pil(Image.open(folder / f"{k:02d}.jpg").convert("RGB"))
         gaps.append((mean_abs(cpu[k], reference), mean_abs(gpu[k].float().cpu(), reference), mean_abs(gpu[k].float().cpu(), cpu[k])))
     gaps = np.array(gaps)

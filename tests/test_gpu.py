@@ -3,21 +3,19 @@
 Skipped cleanly where torch.cuda.is_available() is False (see conftest.py).
 """
 
+import functools
 from collections import Counter
 
 import pytest
 import torch
-from conftest import identify
+from conftest import identify, small_loader
 
 from dali_ba import ImageFolderLoader
 
 pytestmark = pytest.mark.gpu
 
 
-def make(root, **kw):
-    args = dict(batch_size=4, aug_repeats=3, image_size=16, device="cuda", seed=3)
-    args.update(kw)
-    return ImageFolderLoader(root, **args)
+make = functools.partial(small_loader, ImageFolderLoader, batch_size=4, aug_repeats=3, device="cuda", num_threads=None)
 
 
 def test_batches_are_on_the_gpu_in_the_replica_contract(color_tree):

@@ -83,6 +83,26 @@ def test_training_takes_the_loaders_drop_last_and_keeps_the_short_batch(trees):
     assert sorted(model.validated) == sorted(val_truth), "validation: every image once, whatever the train options"
 
 
+def test_random_erasing_is_for_training_only(trees):
+    _, (_, val_truth) = trees
+    data = module(trees, random_erase=0.25)
+    data.setup("fit")  # where the option reached the val loader, and raised
+    try:
+        assert data.train_loader.config.random_erase == 0.25 and data.val_loader.config.random_erase == 0
+        validated = [f for images, _ in data.val_dataloader() for f in identify(images, val_truth)]
+        assert sorted(validated) == sorted(val_truth), "every val image once, none erased"
+    finally:
+        data.teardown("fit")
+
+
+def test_a_shorter_training_epoch_still_validates_every_image(trees):
+    (_, truth), (_, val_truth) = trees
+    model = Recorder(truth, val_truth)
+    trainer(max_epochs=1, num_sanity_val_steps=0).fit(model, datamodule=module(trees, epoch_samples=8))
+    assert len(model.trained) == 2, "8 of the 24 training images, B=4"
+    assert sorted(model.validated) == sorted(val_truth), "all 9 val images, not 8"
+
+
 def test_the_next_epoch_is_a_new_order(trees):
     (_, truth), (_, val_truth) = trees
     model = Recorder(truth, val_truth)

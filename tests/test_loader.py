@@ -1,3 +1,4 @@
+import functools
 from collections import Counter
 
 import numpy as np
@@ -5,14 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import identify, textured
+from conftest import identify, small_loader, textured
 from dali_ba import DecodeError, ImageFolderLoader, SkippedFileWarning
 
 
-def make(root, **kw):
-    args = dict(batch_size=4, aug_repeats=3, image_size=16, device="cpu", seed=3, num_threads=2)
-    args.update(kw)
-    return ImageFolderLoader(root, **args)
+make = functools.partial(small_loader, ImageFolderLoader, batch_size=4, aug_repeats=3)
 
 
 def epoch_files(loader, truth):

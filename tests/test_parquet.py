@@ -1,5 +1,6 @@
 """Parquet files as Hugging Face ``datasets`` stores images: the same epochs, shards, resume and errors."""
 
+import functools
 import subprocess
 import sys
 from collections import Counter
@@ -7,14 +8,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import identify
+from conftest import identify, small_loader
 
 pa = pytest.importorskip("pyarrow", reason="pyarrow is the optional extra dali-ba[parquet]")
 import pyarrow.parquet as pq  # noqa: E402
 
 from dali_ba import DecodeError, ImageFolderLoader, ParquetLoader, SkippedFileWarning  # noqa: E402
-from dali_ba.dataset import scan_image_folder  # noqa: E402
-from dali_ba.parquet import index_parquet, write_parquet  # noqa: E402
+from dali_ba.sources import scan_image_folder  # noqa: E402
+from dali_ba.sources.parquet import index_parquet, write_parquet  # noqa: E402
 
 
 @pytest.fixture
@@ -25,11 +26,7 @@ def color_parquet(color_tree, tmp_path):
     return str(tmp_path / "pq" / "train-{00000..00002}.parquet"), truth
 
 
-def make(files, **kw):
-    args = dict(batch_size=5, aug_repeats=2, image_size=16, device="cpu", seed=3, num_threads=2, recipe="val",
-                drop_last=False)
-    args.update(kw)
-    return ParquetLoader(files, **args)
+make = functools.partial(small_loader, ParquetLoader, batch_size=5, aug_repeats=2, recipe="val", drop_last=False)
 
 
 def epoch_files(loader, truth):
@@ -53,7 +50,7 @@ def test_the_store_reads_only_the_image_column_of_each_row_group_it_needs(color_
     files, _ = color_parquet
     loader = make(files, batch_size=24)
     next(iter(loader))
-    store = loader.dataset.store
+    store = loader.dataset.source
     assert store.groups_read == 6, "6 row groups of 4 rows, each read once for one batch of all 24"
     assert store.bytes_read == loader.io.bytes_read  # the image bytes, not the labels or paths
 
@@ -128,16 +125,16 @@ def test_skip_mode_names_and_leaves_out_the_bad_rows(color_tree, tmp_path):
 def test_shuffle_window_reads_each_row_group_once_per_epoch(color_parquet):
     files, truth = color_parquet
     loader = make(files, batch_size=4, shuffle_window=2, cache_groups=2)  # a cache smaller than the data, as large sets see
-    order = loader._plan.order(0)
+    order = loader._cursor.plan.order(0)
     starts = loader.dataset.group_starts
     group_of = np.searchsorted(starts, order, side="right") - 1
     for first in range(0, 24, 8):  # each window of 2 row groups (8 rows) is its own 8 positions
         assert len(set(group_of[first : first + 8].tolist())) == 2
     assert Counter(epoch_files(loader, truth)) == {f: 2 for f in truth}
-    assert loader.dataset.store.groups_read == 6, "each row group read once in the epoch"
+    assert loader.dataset.source.groups_read == 6, "each row group read once in the epoch"
     loader = make(files, batch_size=4, cache_groups=2)
     epoch_files(loader, truth)
-    assert loader.dataset.store.groups_read > 6, "the exact permutation rereads row groups once they leave the cache"
+    assert loader.dataset.source.groups_read > 6, "the exact permutation rereads row groups once they leave the cache"
 
 
 def test_shuffle_window_needs_a_source_stored_in_groups(color_tree):

@@ -4,11 +4,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from dali_ba.cli import RECIPE_NAMES, main
-from dali_ba.dataset import scan_image_folder
+from dali_ba.cli import main
+from dali_ba.sources import scan_image_folder
 from dali_ba.preview import MARGIN
-from dali_ba.recipes import RECIPES
-from dali_ba.shards import make_shards
+from dali_ba.sources.tar import make_shards
 
 
 def preview(*args):
@@ -33,7 +32,6 @@ def test_preview_writes_a_png_of_images_by_replicas(color_tree, tmp_path, recipe
 
 
 def test_preview_reads_tar_shards_too(color_tree, tmp_path, monkeypatch):
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
     root, _ = color_tree
     make_shards(scan_image_folder(root), tmp_path / "s", shard_size=10)
     out = tmp_path / "tar.png"
@@ -47,6 +45,3 @@ def test_preview_of_something_that_is_no_source_says_what_it_takes(tmp_path):
     result = preview(str(tmp_path / "x.csv"))
     assert result.exit_code == 2 and "neither a folder (ImageFolder layout), a .txt file list" in result.output
 
-
-def test_the_cli_names_every_recipe():
-    assert set(RECIPE_NAMES) == set(RECIPES)

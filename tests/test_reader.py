@@ -11,6 +11,7 @@ import pytest
 
 from dali_ba import ImageFolderLoader
 from dali_ba.reader import Batch, ReadAhead
+from dali_ba.sources import Fetched, Read, ReadPlan
 
 
 def reader_threads():
@@ -40,6 +41,26 @@ def no_hang():
     faulthandler.cancel_dump_traceback_later()
 
 
+class Reads:
+    """A source whose sample ``i`` is what ``read(i)`` returns (one request each)."""
+
+    container = None
+
+    def __init__(self, read):
+        self._read = read
+
+    def read(self, i):
+        data = self._read(i)
+        return Read(data, 1, data.nbytes)
+
+    def read_batch(self, indices):
+        return Fetched.of(self.read(int(i)) for i in indices)
+
+
+def reader_of(read, *, threads, depth):
+    return ReadAhead(Reads(read), ReadPlan(threads=threads, depth=depth))
+
+
 def batches(count, size):
     return [Batch(n, np.arange(n * size, (n + 1) * size)) for n in range(count)]
 
@@ -52,7 +73,7 @@ def test_reads_run_ahead_but_only_depth_batches_ahead():
             requested.append(i)
         return np.full(3, i, dtype=np.uint8)
 
-    reader = ReadAhead(read, threads=4, depth=2)
+    reader = reader_of(read, threads=4, depth=2)
     reader.start(batches(5, 4))
     deadline = time.monotonic() + 10
     while len(requested) < 8 and time.monotonic() < deadline:
@@ -66,7 +87,7 @@ def test_reads_run_ahead_but_only_depth_batches_ahead():
 
 
 def test_time_waiting_for_a_slow_read_is_counted():
-    reader = ReadAhead(lambda i: (time.sleep(0.3), np.zeros(1, np.uint8))[1], threads=1, depth=1)
+    reader = reader_of(lambda i: (time.sleep(0.3), np.zeros(1, np.uint8))[1], threads=1, depth=1)
     reader.start(batches(1, 1))
     reader.take()
     assert reader.wait_s >= 0.1
@@ -82,7 +103,7 @@ def test_cancel_waits_for_the_reads_under_way_and_drops_the_queued():
         finished.append(i)
         return np.zeros(1, np.uint8)
 
-    reader = ReadAhead(read, threads=1, depth=2)
+    reader = reader_of(read, threads=1, depth=2)
     reader.start(batches(2, 2))
     assert started.wait(10)
     left = list(reader.cancel())
@@ -98,7 +119,7 @@ def test_read_error_surfaces_in_take_and_the_reader_goes_on():
             raise FileNotFoundError(2, "No such file or directory", f"/data/img{i}.jpg")
         return np.zeros(1, np.uint8)
 
-    reader = ReadAhead(read, threads=2, depth=2)
+    reader = reader_of(read, threads=2, depth=2)
     reader.start(batches(3, 2))
     reader.take()
     with pytest.raises(FileNotFoundError, match="img2.jpg"):

@@ -4,6 +4,7 @@ nginx serves ranges as object stores do; its access log counts the requests. The
 nginx is not installed (``.ci/run`` installs Debian's ``nginx-light``).
 """
 
+import functools
 import os
 import re
 import shutil
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, identify, wait_for_port
+from conftest import free_port, identify, small_loader, wait_for_port
 from dali_ba import TarShardLoader
-from dali_ba.dataset import scan_image_folder
-from dali_ba.shards import make_shards, sample_key, sidecar_path
-from dali_ba.storage import RemoteStore, StorageError
+from dali_ba.sources import scan_image_folder
+from dali_ba.sources.tar import make_shards, sample_key, sidecar_path
+from dali_ba.sources import StorageError
+from dali_ba.sources.remote import RemoteStore
 
 NGINX = shutil.which("nginx") or (shutil.which("nginx", path="/usr/sbin"))
 pytestmark = pytest.mark.skipif(NGINX is None, reason="needs nginx (apt-get install nginx-light; .ci/run installs it)")
@@ -76,7 +78,6 @@ def serve(tmp_path):
 @pytest.fixture
 def served(color_tree, tmp_path, monkeypatch):
     """``(server, pattern, truth)``: the 24 colour images as 5 tar shards (with sidecars) behind nginx."""
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
     root, truth = color_tree
     index = scan_image_folder(root)
     make_shards(index, tmp_path / "www" / "shards", shard_size=5)
@@ -86,11 +87,8 @@ def served(color_tree, tmp_path, monkeypatch):
     server.stop()
 
 
-def make(pattern, **kw):
-    options = dict(batch_size=3, aug_repeats=2, image_size=16, device="cpu", recipe="val", seed=1, num_threads=1,
-                   drop_last=False)
-    options.update(kw)
-    return TarShardLoader(pattern, **options)
+make = functools.partial(small_loader, TarShardLoader, batch_size=3, aug_repeats=2, recipe="val", seed=1, num_threads=1,
+                         drop_last=False)
 
 
 def test_an_epoch_over_http_is_every_sample_once_at_one_request_each(served):
@@ -145,7 +143,7 @@ def test_a_shard_is_indexed_with_three_requests_or_one_more_per_label_without_it
 def make_uncached(pattern):
     """``make(pattern)`` over an index built without the index cache."""
     from dali_ba.loader import BatchAugmentLoader
-    from dali_ba.shards import index_tar_shards
+    from dali_ba.sources.tar import index_tar_shards
 
     return BatchAugmentLoader(index_tar_shards(pattern, use_cache=False), batch_size=3, aug_repeats=2, image_size=16,
                               device="cpu", recipe="val", seed=1, num_threads=1, drop_last=False)
@@ -156,9 +154,9 @@ def test_an_index_over_http_is_the_index_from_the_headers(extra, tmp_path, monke
     """The common sidecar (an image and a label a sample) is parsed column by column, others line
     by line (``extra`` members); either way, and the line-by-line path for the common one too, the
     index is what tarfile reads, labels from the labels sidecar."""
-    import dali_ba.shards as shards_module
-    from dali_ba.shards import index_tar_shards, write_sidecar
-    from test_startup import same, tarfile_index, write_tar
+    import dali_ba.sources.tar.sidecars as sidecars
+    from dali_ba.sources.tar import index_tar_shards, write_sidecar
+    from conftest import same_tar_index as same, tarfile_index, write_tar
 
     path = tmp_path / "www" / "shard.tar"
     path.parent.mkdir()
@@ -168,11 +166,11 @@ def test_an_index_over_http_is_the_index_from_the_headers(extra, tmp_path, monke
     server = serve(tmp_path)
     try:
         columns = []
-        uniform = shards_module._uniform_columns
-        monkeypatch.setattr(shards_module, "_uniform_columns", lambda *a: columns.append(uniform(*a)) or columns[-1])
+        uniform = sidecars.uniform_columns
+        monkeypatch.setattr(sidecars, "uniform_columns", lambda *a: columns.append(uniform(*a)) or columns[-1])
         assert same(index_tar_shards(f"{server.url}/shard.tar", use_cache=False), tarfile_index(path))
         assert (columns[-1] is not None) == (not extra), "the column path takes the common sidecar, and only it"
-        monkeypatch.setattr(shards_module, "_uniform_columns", lambda *a: None)
+        monkeypatch.setattr(sidecars, "uniform_columns", lambda *a: None)
         assert same(index_tar_shards(f"{server.url}/shard.tar", use_cache=False), tarfile_index(path))
     finally:
         server.stop()
@@ -217,7 +215,7 @@ def test_credentials_never_appear_in_an_error(served):
 
 
 def test_a_server_that_stops_mid_epoch_is_an_error_then_the_rest_resumes_exactly_once(served, monkeypatch):
-    import dali_ba.storage as storage
+    import dali_ba.sources.remote as storage
 
     monkeypatch.setattr(storage, "BACKOFF_S", 0.01)
     server, pattern, truth = served
@@ -265,7 +263,7 @@ def test_local_paths_import_nothing_new_and_refuse_storage_options(tmp_path):
 
 def test_an_epoch_through_503s_and_dropped_connections_is_every_sample_once(served, monkeypatch):
     """10% of requests answered 503, 2% cut mid-body (never more than twice in a row): retries absorb them."""
-    import dali_ba.storage as storage
+    import dali_ba.sources.remote as storage
     from faulty_proxy import FaultyProxy
 
     monkeypatch.setattr(storage, "BACKOFF_S", 0.01)
@@ -276,7 +274,7 @@ def test_an_epoch_through_503s_and_dropped_connections_is_every_sample_once(serv
         seen = Counter(f for _ in range(2) for images, _ in loader for f in identify(images, truth))
         assert seen == {key: 4 for key in truth}, "two epochs, each sample once per epoch, as its 2 replicas"
         assert proxy.counts["503"] > 0 and proxy.counts["dropped"] > 0, proxy.counts
-        assert loader.dataset.store.remote.stats.retries > 0  # (fsspec itself answers some HEAD failures with a GET)
+        assert loader.dataset.source.store.stats.retries > 0  # (fsspec itself answers some HEAD failures with a GET)
     finally:
         proxy.close()
 
@@ -288,9 +286,8 @@ def test_an_epoch_through_503s_and_dropped_connections_is_every_sample_once(serv
 def served_parquet(color_tree, tmp_path, monkeypatch):
     """``(server, pattern, truth)``: the 24 colour images in 2 Parquet files of 3 row groups of 4 rows, behind nginx."""
     pytest.importorskip("pyarrow", reason="pyarrow is the optional extra dali-ba[parquet]")
-    from dali_ba.parquet import write_parquet
+    from dali_ba.sources.parquet import write_parquet
 
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
     root, truth = color_tree
     write_parquet(scan_image_folder(root), tmp_path / "www" / "pq", rows_per_file=12, row_group_size=4)
     server = serve(tmp_path)
@@ -320,7 +317,7 @@ def test_parquet_over_http_is_indexed_from_footers_and_labels_then_read_a_row_gr
         seen.update(found)
     assert seen == {f: 2 for f in truth}, "each row once, as its 2 replicas"
     assert server.requests() - before == 6, "one ranged request per row group, its image column only"
-    assert loader.dataset.store.groups_read == 6
+    assert loader.dataset.source.groups_read == 6
     assert (loader.io.requests, loader.io.images) == (6, 48), "the index's requests are not the epoch's"
 
 
@@ -426,7 +423,7 @@ def test_the_bench_reads_a_url_and_counts_its_requests(served, color_tree, tmp_p
 
 
 def test_parquet_through_503s_and_dropped_connections_is_every_row_once(served_parquet, monkeypatch):
-    import dali_ba.storage as storage
+    import dali_ba.sources.remote as storage
     from faulty_proxy import FaultyProxy
 
     monkeypatch.setattr(storage, "BACKOFF_S", 0.01)

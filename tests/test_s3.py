@@ -15,9 +15,9 @@ pytest.importorskip("moto.server", reason="moto[server] is in the test extra")
 
 from conftest import free_port, identify, wait_for_port  # noqa: E402
 from dali_ba import TarShardLoader  # noqa: E402
-from dali_ba.dataset import scan_image_folder  # noqa: E402
-from dali_ba.shards import make_shards, sample_key  # noqa: E402
-from dali_ba.storage import StorageError  # noqa: E402
+from dali_ba.sources import scan_image_folder  # noqa: E402
+from dali_ba.sources.tar import make_shards, sample_key  # noqa: E402
+from dali_ba.sources import StorageError  # noqa: E402
 
 SECRET = "wJalrXUtnFEMI-never-print-me"
 
@@ -58,7 +58,6 @@ def bucket(moto, color_tree, tmp_path, monkeypatch):
     """``(options, truth)``: the 24 colour images as 5 tar shards with sidecars and as 2 Parquet files, in a new bucket."""
     import s3fs
 
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
     _no_aws_environment(monkeypatch)
     root, truth = color_tree
     index = scan_image_folder(root)
@@ -82,7 +81,7 @@ def test_tar_shards_on_s3_give_every_sample_once_at_one_request_each(bucket):
     name, options, by_key, _, _, _ = bucket
     loader = TarShardLoader(f"s3://{name}/shards/shard-{{000000..000004}}.tar", storage_options=options, batch_size=3,
                             aug_repeats=2, image_size=16, device="cpu", recipe="val", seed=1, num_threads=1, drop_last=False)
-    stats = loader.dataset.store.remote.stats
+    stats = loader.dataset.source.store.stats
     before = stats.requests
     seen = Counter(f for images, _ in loader for f in identify(images, by_key))
     assert seen == {key: 2 for key in by_key}
@@ -94,7 +93,7 @@ def test_parquet_on_s3_gives_every_row_once(bucket):
     import s3fs
 
     from dali_ba import ParquetLoader
-    from dali_ba.parquet import write_parquet
+    from dali_ba.sources.parquet import write_parquet
 
     name, options, _, truth, tmp_path, root = bucket
     write_parquet(scan_image_folder(root), tmp_path / "up" / "pq", rows_per_file=12, row_group_size=4)
@@ -107,7 +106,7 @@ def test_parquet_on_s3_gives_every_row_once(bucket):
 def test_index_shards_writes_the_sidecars_of_shards_on_s3_beside_them(bucket):
     import s3fs
 
-    from dali_ba.shards import INDEXED, index_tar_shards, write_sidecars
+    from dali_ba.sources.tar import INDEXED, index_tar_shards, write_sidecars
 
     name, options, by_key, _, _, _ = bucket
     fs = s3fs.S3FileSystem(**options)
@@ -123,8 +122,8 @@ def test_index_shards_writes_the_sidecars_of_shards_on_s3_beside_them(bucket):
     before = INDEXED["sidecar"]
     index = index_tar_shards(pattern, storage_options=options, use_cache=False)
     assert INDEXED["sidecar"] - before == 5, "indexed from the sidecars written"
-    assert index.store.remote.stats.requests == 5 * 3 + 1, "a listing, then per shard its size, .idx and .labels"
-    assert sorted(index.keys) == sorted(by_key) and [by_key[k][0] for k in index.keys] == index.labels.tolist()
+    assert index.source.store.stats.requests == 5 * 3 + 1, "a listing, then per shard its size, .idx and .labels"
+    assert sorted(index.source.keys) == sorted(by_key) and [by_key[k][0] for k in index.source.keys] == index.labels.tolist()
 
 
 def test_a_missing_object_on_s3_is_named(bucket):
@@ -134,7 +133,6 @@ def test_a_missing_object_on_s3_is_named(bucket):
 
 
 def test_a_forbidden_bucket_is_named_at_once_and_the_secret_never_shown(tmp_path, caplog, monkeypatch):
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
     _no_aws_environment(monkeypatch)
     server = Moto(tmp_path, auth=True)
     try:

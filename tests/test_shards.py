@@ -1,5 +1,6 @@
 """Tar shards and file lists: the same epochs, shards, resume and error naming as ImageFolder."""
 
+import functools
 import io
 import json
 import os
@@ -13,16 +14,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import identify, textured
+from conftest import identify, small_loader, textured
 from dali_ba import DecodeError, FileListLoader, SkippedFileWarning, TarShardLoader, expand_shards, index_tar_shards
 from dali_ba.cli import main
-from dali_ba.dataset import read_file_list, scan_image_folder
-from dali_ba.shards import make_shards, sample_key
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
+from dali_ba.sources import read_file_list, scan_image_folder
+from dali_ba.sources.tar import make_shards, sample_key
 
 
 @pytest.fixture
@@ -35,10 +31,7 @@ def color_shards(color_tree, tmp_path):
     return str(tmp_path / "shards" / "train-{000000..000004}.tar"), by_key
 
 
-def make(shards, **kw):
-    args = dict(batch_size=4, aug_repeats=2, image_size=16, device="cpu", seed=3, num_threads=2, recipe="val")
-    args.update(kw)
-    return TarShardLoader(shards, **args)
+make = functools.partial(small_loader, TarShardLoader, batch_size=4, aug_repeats=2, recipe="val")
 
 
 def epoch_keys(loader, truth):
@@ -70,7 +63,7 @@ def test_make_shards_keeps_every_image_byte_identical_with_its_label(color_tree,
     assert len(shards) == len(folder) == 24
     original = {sample_key(folder, i): (open(folder.files[i], "rb").read(), folder.labels[i]) for i in range(len(folder))}
     for i in range(len(shards)):
-        data, label = original[shards.keys[i]]
+        data, label = original[shards.key(i)]
         assert shards.read(i).tobytes() == data and shards.labels[i] == label
 
 
@@ -109,12 +102,12 @@ def test_index_is_cached_and_rebuilt_when_a_shard_changes(tmp_path, monkeypatch)
     shard = tmp_path / "a.tar"
     write_tar(shard, {"x.jpg": jpeg(), "x.cls": b"1"})
     assert index_tar_shards(str(shard)).labels.tolist() == [1]
-    import dali_ba.shards as shards_module
+    import dali_ba.sources.tar.index as tar_index
 
     def no_reading(path):
         raise AssertionError(f"{path} was indexed again")
 
-    monkeypatch.setattr(shards_module, "_read_tar_headers", no_reading)
+    monkeypatch.setattr(tar_index, "read_tar_headers", no_reading)
     assert index_tar_shards(str(shard)).labels.tolist() == [1], "the cached index is used"
     monkeypatch.undo()
     write_tar(shard, {"x.jpg": jpeg(), "x.cls": b"2", "y.jpg": jpeg(), "y.cls": b"0"})
@@ -125,13 +118,13 @@ def test_index_is_cached_and_rebuilt_when_a_shard_changes(tmp_path, monkeypatch)
 INDEXER = """
 import json, os, sys, time, warnings
 os.getpid = lambda: 4242  # as in containers on different hosts of one cluster: the same small pid
-from dali_ba.shards import index_tar_shards
+from dali_ba.sources.tar import index_tar_shards
 while not os.path.exists(sys.argv[2]):  # start all at once
     time.sleep(0.001)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     index = index_tar_shards(sys.argv[1], threads=4)
-print(json.dumps({"keys": list(index.keys), "offsets": index.offsets.tolist(), "labels": index.labels.tolist(),
+print(json.dumps({"keys": list(index.source.keys), "offsets": index.source.offsets.tolist(), "labels": index.labels.tolist(),
                   "warnings": [str(w.message) for w in caught]}))
 """
 
@@ -153,14 +146,14 @@ def test_processes_indexing_the_same_shards_at_once_share_one_valid_cache(tmp_pa
         assert proc.returncode == 0, err[-2000:]
         index = json.loads(out)
         assert index["warnings"] == []
-        assert (index["keys"], index["offsets"], index["labels"]) == (list(truth.keys), truth.offsets.tolist(), truth.labels.tolist())
+        expected = (list(truth.source.keys), truth.source.offsets.tolist(), truth.labels.tolist())
+        assert (index["keys"], index["offsets"], index["labels"]) == expected
     cached = sorted(p.name for p in (tmp_path / "cache" / "tar-index").iterdir())
     assert len(cached) == 40 and all(name.endswith(".npz") for name in cached), "one index per shard, no temporary left"
-    import dali_ba.shards as shards_module
+    import dali_ba.sources.tar.index as tar_index
 
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(shards_module, "_read_tar_headers", lambda path: pytest.fail(f"{path} was indexed again"))
-    assert index_tar_shards(pattern).keys == truth.keys
+    monkeypatch.setattr(tar_index, "read_tar_headers", lambda path: pytest.fail(f"{path} was indexed again"))
+    assert index_tar_shards(pattern).source.keys == truth.source.keys
 
 
 def test_a_damaged_cache_entry_is_rebuilt(tmp_path):

@@ -8,8 +8,9 @@ import pytest
 fsspec = pytest.importorskip("fsspec", reason="fsspec is the optional extra dali-ba[remote]")
 from fsspec.asyn import AsyncFileSystem  # noqa: E402
 
-import dali_ba.storage as storage  # noqa: E402
-from dali_ba.storage import RangeFile, RemoteStore, StorageError, store_for  # noqa: E402
+import dali_ba.sources.remote as storage  # noqa: E402
+from dali_ba.sources import StorageError, store_for  # noqa: E402
+from dali_ba.sources.remote import RangeFile, RemoteStore  # noqa: E402
 
 
 class SlowFS(AsyncFileSystem):
@@ -130,10 +131,9 @@ def test_a_store_without_async_reads_batches_on_threads_end_to_end(color_tree, t
 
     from conftest import identify
     from dali_ba import TarShardLoader
-    from dali_ba.dataset import scan_image_folder
-    from dali_ba.shards import make_shards, sample_key
+    from dali_ba.sources import scan_image_folder
+    from dali_ba.sources.tar import make_shards, sample_key
 
-    monkeypatch.setenv("DALI_BA_CACHE", str(tmp_path / "cache"))
     root, truth = color_tree
     index = scan_image_folder(root)
     made = make_shards(index, tmp_path / "shards", shard_size=5)
@@ -146,7 +146,7 @@ def test_a_store_without_async_reads_batches_on_threads_end_to_end(color_tree, t
                 memory.pipe(f"{folder}/{path.stem}{suffix}", path.with_suffix(suffix).read_bytes())
         loader = TarShardLoader(f"memory://{folder}/shard-*.tar", batch_size=3, aug_repeats=2, image_size=16, device="cpu",
                                 recipe="val", seed=1, num_threads=1, drop_last=False)
-        assert not loader.dataset.store.remote.fs.async_impl
+        assert not loader.dataset.source.store.fs.async_impl
         assert Counter(f for images, _ in loader for f in identify(images, by_key)) == {key: 2 for key in by_key}
         assert loader.io.requests == 24
     finally:

@@ -4,24 +4,8 @@ Every factory returns a :class:`BenchLoader`: an endless iterator of ``(images [
 labels [N])`` plus counters of the files it read and their bytes. The counts are exact per
 delivered batch: the torchvision datasets return each item's encoded size with the item, DALI's
 file reader outputs its encoded sizes, and dali-ba counts what it feeds (one batch fed per batch
-delivered).
-
-=============  ======================================================  =========  ========
-name           what it does per step                                   decodes    images
-=============  ======================================================  =========  ========
-dali-ba        this project: read + decode B once, M DALI replicas     B          B*M
-dali-ba-tar    the same, reading a WebDataset tar-shard copy            B          B*M
-dali-ba-parquet the same, reading a Parquet copy (Hugging Face layout)  B          B*M
-dali-ba-url    the same, reading ``--url``: shards or Parquet behind a URL B         B*M
-dali-ba-full   dali-ba decoding whole images (no ROI decode), to compare B         B*M
-dali-ba-dali   dali-ba making the replicas in DALI (CPU: no torch stage) B         B*M
-dali-large     DALI ResNet-50 pipeline (fused decode+random crop)      B*M        B*M
-torch-once     ImageFolder + DataLoader, PIL decode once, M transforms B          B*M
-torch-repeat   repeated-augmentation sampler: each replica re-read     B*M        B*M
-torch-large    ImageFolder + DataLoader, B*M unique images             B*M        B*M
-torch-gpu      DataLoader reads bytes, nvJPEG decode + transforms GPU  B          B*M
-synthetic      one random batch already on the device, no input work   0          B*M
-=============  ======================================================  =========  ========
+delivered). :data:`REGISTRY` is the one list of them: name, factory, the data each reads, what it
+does per step, and whether it runs by default; the CLI's help, the runner and the report read it.
 
 ``synthetic`` is not a loader: with ``--model`` it measures the model alone, the upper bound on
 images/s that any loader can reach. DataLoader workers start with the ``forkserver`` context:
@@ -39,20 +23,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..dataset import SampleIndex
 from ..recipes import IMAGENET_MEAN, IMAGENET_STD
+from ..sources import SampleIndex
 from ..windows import RRC_RATIO, RRC_SCALE
-
-LOADERS = ("dali-ba", "dali-large", "torch-once", "torch-repeat", "torch-large", "torch-gpu", "synthetic",
-           "dali-ba-tar", "dali-ba-full", "dali-ba-dali", "dali-ba-parquet", "dali-ba-url")
-CPU_LOADERS = LOADERS[:5]
-GPU_LOADERS = LOADERS[:6]
-#: Loaders that read the tar-shard copy of the data instead of the folder.
-TAR_LOADERS = ("dali-ba-tar",)
-#: Loaders that read the Parquet copy of the data (``parquet.write_parquet``: 100 rows per row group).
-PARQUET_LOADERS = ("dali-ba-parquet",)
-#: Loaders that read the bench's ``url``: tar shards or Parquet files behind a URL (or at a path).
-URL_LOADERS = ("dali-ba-url",)
 
 
 @dataclass(frozen=True)
@@ -136,8 +109,8 @@ def _forever(make_epoch, name: str):
 def dali_ba(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
     """This project's loader over ``index`` (a folder's, a tar copy's or a Parquet copy's); ``options`` go to it.
 
-    Over Parquet the bytes counted are those of the row groups' image columns the store read,
-    which is what storage delivered (more than the images fed, where row groups are reread).
+    The bytes counted are what storage delivered (``IOStats.bytes_read``): over Parquet, the row
+    groups' image columns read (more than the images fed, where row groups are reread).
     """
     from ..loader import BatchAugmentLoader
 
@@ -155,10 +128,9 @@ def dali_ba(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
         shard_id=0,
         **options,
     )
-    store = index.store
     return BenchLoader(
         _forever(lambda: iter(loader), "dali-ba"),
-        lambda: (loader.io.files_read, store.bytes_read if store is not None else loader.io.bytes_read),
+        lambda: (loader.io.files_read, loader.io.bytes_read),
         spec.batch_size,
         release=loader.close,
         read_wait_s=lambda: loader.io.read_wait_s,
@@ -420,17 +392,55 @@ def _as_lists(items):
     return [list(column) for column in zip(*items)]
 
 
-FACTORIES = {
-    "dali-ba": dali_ba,
-    "dali-ba-tar": dali_ba,
-    "dali-ba-parquet": dali_ba,
-    "dali-ba-url": dali_ba,
-    "dali-ba-full": functools.partial(dali_ba, roi_decode=False),
-    "dali-ba-dali": functools.partial(dali_ba, resample="dali"),
-    "dali-large": dali_large,
-    "torch-once": torch_once,
-    "torch-repeat": torch_repeat,
-    "torch-large": torch_large,
-    "torch-gpu": torch_gpu,
-    "synthetic": synthetic,
-}
+@dataclass(frozen=True)
+class Entry:
+    """One loader of the bench.
+
+    Attributes:
+        name: What ``--loaders`` calls it.
+        factory: ``factory(index, spec) -> BenchLoader``.
+        reads: The data it reads: ``"folder"`` (the ImageFolder tree), ``"tar copy"`` and
+            ``"Parquet copy"`` (made once from the folder, cached), ``"url"`` (the bench's ``--url``).
+        what: What it does per step (the CLI's help, the report).
+        default_on: The devices (``"cpu"``, ``"cuda"``) where it runs when ``--loaders`` is not given.
+        needs_gpu: Only on a CUDA device.
+    """
+
+    name: str
+    factory: Callable[[SampleIndex, BenchSpec], BenchLoader]
+    reads: str
+    what: str
+    default_on: tuple[str, ...] = ()
+    needs_gpu: bool = False
+
+
+REGISTRY: dict[str, Entry] = {entry.name: entry for entry in (
+    Entry("dali-ba", dali_ba, "folder", "this project: read + decode B images once, M replicas each", ("cpu", "cuda")),
+    Entry("dali-large", dali_large, "folder", "NVIDIA's DALI ResNet-50 pipeline reading B*M images", ("cpu", "cuda")),
+    Entry("torch-once", torch_once, "folder", "torchvision DataLoader: PIL decode once, M transforms", ("cpu", "cuda")),
+    Entry("torch-repeat", torch_repeat, "folder", "repeated-augmentation sampler: each replica read and decoded again",
+          ("cpu", "cuda")),
+    Entry("torch-large", torch_large, "folder", "torchvision DataLoader reading B*M images", ("cpu", "cuda")),
+    Entry("torch-gpu", torch_gpu, "folder", "DataLoader reads bytes; nvJPEG decode and transforms on the GPU", ("cuda",),
+          needs_gpu=True),
+    Entry("synthetic", synthetic, "folder", "no input work: one batch already on the device (the model alone)"),
+    Entry("dali-ba-tar", dali_ba, "tar copy", "dali-ba over a tar-shard copy of the data (made once)"),
+    Entry("dali-ba-full", functools.partial(dali_ba, roi_decode=False), "folder", "dali-ba decoding whole images"),
+    Entry("dali-ba-dali", functools.partial(dali_ba, resample="dali"), "folder",
+          "dali-ba making the replicas in DALI, not torch, on the CPU"),
+    Entry("dali-ba-parquet", dali_ba, "Parquet copy",
+          "dali-ba over a Parquet copy in Hugging Face's layout (made once; needs pyarrow)"),
+    Entry("dali-ba-url", dali_ba, "url", "dali-ba over --url: tar shards or Parquet files where they live"),
+)}
+#: Every loader's name, in the order the help lists them.
+LOADERS = tuple(REGISTRY)
+
+
+def default_loaders(device: str, *, url: bool = False) -> tuple[str, ...]:
+    """The loaders that run on ``device`` (``"cpu"`` or ``"cuda"``) when none are named; with ``url``, those reading it too."""
+    return tuple(e.name for e in REGISTRY.values() if device in e.default_on or (url and e.reads == "url"))
+
+
+def reading(data: str) -> tuple[str, ...]:
+    """The loaders that read ``data`` (see :attr:`Entry.reads`)."""
+    return tuple(e.name for e in REGISTRY.values() if e.reads == data)

@@ -73,14 +73,14 @@ def startup(results: list[Result]) -> str:
     """A few words on start-up: each source's index time, each loader's first batch (median over M)."""
     import numpy as np
 
-    from .loaders import PARQUET_LOADERS, TAR_LOADERS, URL_LOADERS
+    from .loaders import REGISTRY
 
     indexes, firsts = {}, {}
     for r in results:
         if r.loader == "synthetic":
             continue
-        source = ("tar copy" if r.loader in TAR_LOADERS else "Parquet copy" if r.loader in PARQUET_LOADERS
-                  else "--url source" if r.loader in URL_LOADERS else "folder")
+        source = REGISTRY[r.loader].reads if r.loader in REGISTRY else "folder"
+        source = "--url source" if source == "url" else source
         if r.index_s is not None:
             indexes.setdefault(source, r.index_s)
         if r.first_batch_s is not None:
@@ -170,7 +170,8 @@ def to_csv(path, results: list[Result], environment: dict) -> None:
     if not results:
         Path(path).write_text("")  # nothing finished yet: the JSON says what failed
         return
-    fields = [k for k in results[0].as_dict() if k != "step_times_ms"] + ["git_sha", "command", "cpu", "gpu", "dali", "torch", "torchvision", "cuda"]
+    fields = [k for k in results[0].as_dict() if k != "step_times_ms"] + ["git_sha", "command", "cpu", "gpu", "dali", "torch",
+                                                                          "torchvision", "cuda"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
@@ -199,7 +200,8 @@ def plot(path, results: list[Result], title: str = "") -> None:
             values = [getattr(r, key) / (1024 if key.startswith("bytes") else 1) for r in mine]
             (line,) = ax.plot(ms, values, marker="o", label=name)
             if key == "steps_per_s":
-                ax.fill_between(ms, [r.steps_per_s_low for r in mine], [r.steps_per_s_high for r in mine], color=line.get_color(), alpha=0.15)
+                ax.fill_between(ms, [r.steps_per_s_low for r in mine], [r.steps_per_s_high for r in mine], color=line.get_color(),
+                                alpha=0.15)
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted({r.aug_repeats for r in results}))
         ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())

@@ -7,7 +7,7 @@ steps only.
 
 With ``cold_cache`` every file of the data set (and of its tar and Parquet copies) is evicted from
 the OS page cache right before the timed steps, for every loader alike, so the timed reads come
-from storage; the Parquet store's own row-group cache is emptied too.
+from storage; the Parquet source's own row-group cache is emptied too.
 Loaders that read the tar copy (``dali-ba-tar``) get it made once with ``make_shards`` and cached;
 ``dali-ba-parquet`` likewise gets a Parquet copy (``write_parquet``, Hugging Face's layout).
 """
@@ -28,11 +28,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import cache_dir, resolve_device, resolve_dtype
-from ..dataset import SampleIndex, scan_image_folder
-from ..shards import index_tar_shards, make_shards
-from ..storage import redact
-from .loaders import CPU_LOADERS, FACTORIES, LOADERS, PARQUET_LOADERS, TAR_LOADERS, URL_LOADERS, BenchSpec
+from ..config import resolve_device, resolve_dtype
+from ..sources import SampleIndex, index_tar_shards, make_shards, redact, scan_image_folder
+from ..sources.cache import entry, folder_built_once
+from .loaders import LOADERS, REGISTRY, BenchSpec, default_loaders, reading
 from .metrics import ProcessTree, Result, make_result
 
 MODELS = ("none", "resnet18", "resnet50")
@@ -66,7 +65,7 @@ class BenchConfig:
     """
 
     data_dir: str
-    loaders: tuple[str, ...] = CPU_LOADERS
+    loaders: tuple[str, ...] = default_loaders("cpu")
     aug_repeats: tuple[int, ...] = (1, 2, 4, 8)
     batch_size: int = 32
     image_size: int = 224
@@ -99,10 +98,11 @@ class BenchConfig:
             raise ValueError(f"workers must be an int >= 1, but got {self.workers!r}")
         resolve_dtype(self.dtype)
         device = resolve_device(self.device)
-        if any(name in URL_LOADERS for name in self.loaders) and not self.url:
-            raise ValueError("loader dali-ba-url reads the url option (--url): give the tar shards or Parquet files to read")
-        if "torch-gpu" in self.loaders and device.type != "cuda":
-            raise ValueError("loader torch-gpu needs a CUDA device (nvJPEG); leave it out on a CPU-only machine")
+        for name in self.loaders:
+            if REGISTRY[name].reads == "url" and not self.url:
+                raise ValueError(f"loader {name} reads the url option (--url): give the tar shards or Parquet files to read")
+            if REGISTRY[name].needs_gpu and device.type != "cuda":
+                raise ValueError(f"loader {name} needs a CUDA device; leave it out on a CPU-only machine")
 
 
 def _cores() -> int:
@@ -172,7 +172,7 @@ def tar_copy(index: SampleIndex, progress=None, timed: dict | None = None) -> Sa
 
 def parquet_copy(index: SampleIndex, timed: dict | None = None) -> SampleIndex:
     """The index of a Parquet copy of ``index``, made once under ``cache_dir()/bench-parquet`` (``timed`` as for tar_copy)."""
-    from ..parquet import index_parquet, write_parquet
+    from ..sources.parquet import index_parquet, write_parquet
 
     folder = _made_once(index, "bench-parquet", lambda folder: write_parquet(
         index, folder, rows_per_file=BENCH_SHARD_SIZE, row_group_size=100))
@@ -183,20 +183,17 @@ def url_index(url: str, timed: dict | None = None) -> SampleIndex:
     """The index of ``url``: Parquet files where the pattern ends in ``.parquet``, else tar shards
     (``timed`` as for tar_copy)."""
     if url.rstrip("/").endswith(".parquet"):
-        from ..parquet import index_parquet
+        from ..sources.parquet import index_parquet
 
         return _timed(lambda: index_parquet(url), timed)
     return _timed(lambda: index_tar_shards(url), timed)
 
 
 def _made_once(index: SampleIndex, kind: str, write) -> Path:
-    """``cache_dir()/kind/<root name>-<digest of the files>``, filled by ``write(folder)`` the first time."""
-    digest = hashlib.sha1("\n".join(index.files).encode()).hexdigest()[:16]
-    folder = cache_dir() / kind / f"{index.root.name}-{digest}"
-    if not (folder / ".complete").exists():
-        write(folder)
-        (folder / ".complete").write_text("")
-    return folder
+    """The cache entry ``kind`` for the files of ``index`` (``sources.cache``), filled by ``write(folder)`` the first time."""
+    digest = hashlib.sha1("\n".join(index.files).encode()).hexdigest()
+    folder = entry(kind, Path(index.root).name, digest)
+    return folder_built_once(folder, write, name=f"the {kind} copy of {index.root}")
 
 
 def _timed(build, timed: dict | None) -> SampleIndex:
@@ -232,7 +229,7 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
     first_batch_s = None
     try:
         built = time.perf_counter()
-        bench_loader = FACTORIES[name](index, spec)
+        bench_loader = REGISTRY[name].factory(index, spec)
         batches = bench_loader.batches
 
         def step():
@@ -252,8 +249,8 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         evict_from_page_cache(evict)
-        if evict and index.store is not None:
-            index.store.clear()
+        if evict:
+            index.source.clear()
         files0, bytes0 = bench_loader.read_counts()
         wait0 = bench_loader.read_wait_s() if bench_loader.read_wait_s else None
         requests0 = bench_loader.requests() if bench_loader.requests else None
@@ -309,7 +306,7 @@ def _gpu_figures(device: torch.device):
     free, total = torch.cuda.mem_get_info(device)  # device-wide: counts DALI's memory too
     try:
         util = float(torch.cuda.utilization(device))
-    except Exception:  # needs pynvml; the figure is optional
+    except Exception:  # noqa: BLE001 (needs pynvml; the figure is optional)
         util = None
     return (total - free) / 2**20, util
 
@@ -344,22 +341,21 @@ def run_bench(config: BenchConfig, progress=None, on_result=None, failures: list
     index = scan_image_folder(config.data_dir)
     index_s = {None: time.perf_counter() - start}  # per source: the folder, its tar and Parquet copies
     copies = {}  # the tar and Parquet copies, made once and cached on disk
-    for names, copy in ((TAR_LOADERS, tar_copy), (PARQUET_LOADERS, parquet_copy)):
+    for names, copy in ((reading("tar copy"), tar_copy), (reading("Parquet copy"), parquet_copy)):
         if any(name in names for name in config.loaders):
             timed = {}
             copies.update(dict.fromkeys(names, copy(index, timed=timed)))
             index_s.update(dict.fromkeys(names, timed["index_s"]))
     evict = (*index.files, *(f for copy in copies.values() for f in copy.files)) if config.cold_cache else ()
-    if any(name in URL_LOADERS for name in config.loaders):  # after the evict list: a store's cache is its own
+    if any(name in reading("url") for name in config.loaders):  # after the evict list: a remote source's reads are its own
         timed = {}
-        copies.update(dict.fromkeys(URL_LOADERS, url_index(config.url, timed=timed)))
-        index_s.update(dict.fromkeys(URL_LOADERS, timed["index_s"]))
+        copies.update(dict.fromkeys(reading("url"), url_index(config.url, timed=timed)))
+        index_s.update(dict.fromkeys(reading("url"), timed["index_s"]))
     failures = [] if failures is None else failures
     results = []
     for name, aug_repeats in planned_runs(config):
         source = copies.get(name, index)
-        if source.store is not None:  # no run starts with the row groups an earlier one left
-            source.store.clear()
+        source.source.clear()  # no run starts with the row groups an earlier one left
         start = time.perf_counter()
         try:
             results.append(run_one(config, name, aug_repeats, source, progress, evict=evict,

@@ -1,8 +1,10 @@
+"""Whole image files as a source (``sources/files.py``): ImageFolder trees as torchvision reads them, file lists."""
+
 import pytest
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from dali_ba.dataset import scan_image_folder
+from dali_ba.sources import read_file_list, scan_image_folder
 
 
 def test_classes_and_labels_match_torchvision(color_tree):
@@ -55,3 +57,12 @@ def test_nested_class_folders_are_ordered_as_torchvision_orders_them(tmp_path):
     index = scan_image_folder(tmp_path)
     reference = ImageFolder(str(tmp_path), loader=lambda p: p, is_valid_file=lambda p: True)
     assert [(f, int(label)) for f, label in zip(index.files, index.labels)] == reference.samples
+
+
+def test_file_list_paths_are_what_pathlib_joins(tmp_path):
+
+    listed = ["a/b.jpg", "./c.jpg", "d//e.jpg", "f/./g.jpg", "/abs/h.jpg", "with space/i.jpg"]
+    (tmp_path / "list.txt").write_text("".join(f"{p} {k}\n" for k, p in enumerate(listed)) + "# comment\n\n")
+    index = read_file_list(tmp_path / "list.txt")
+    assert list(index.files) == [str(tmp_path / p) for p in listed]
+    assert index.labels.tolist() == list(range(len(listed)))
