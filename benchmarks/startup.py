@@ -153,8 +153,9 @@ def measure(source: str, root: Path, url: str | None = None, threads: int | None
     import gc
 
     from dali_ba import BatchAugmentLoader
-    from dali_ba.sources import read_file_list, scan_image_folder
-    from dali_ba.sources.tar import index_tar_shards
+    # The names every version has (``--baseline`` runs older checkouts): dali-ba 0.1's modules.
+    from dali_ba.dataset import read_file_list, scan_image_folder
+    from dali_ba.shards import index_tar_shards
 
     gc.collect()
     rss0 = rss_mib()

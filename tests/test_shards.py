@@ -149,7 +149,7 @@ def test_processes_indexing_the_same_shards_at_once_share_one_valid_cache(tmp_pa
         expected = (list(truth.source.keys), truth.source.offsets.tolist(), truth.labels.tolist())
         assert (index["keys"], index["offsets"], index["labels"]) == expected
     cached = sorted(p.name for p in (tmp_path / "cache" / "tar-index").iterdir())
-    assert len(cached) == 40 and all(name.endswith(".npz") for name in cached), "one index per shard, no temporary left"
+    assert len(cached) == 40 and all(name.endswith(".index") for name in cached), "one index per shard, no temporary left"
     import dali_ba.sources.tar.index as tar_index
 
     monkeypatch.setattr(tar_index, "read_tar_headers", lambda path: pytest.fail(f"{path} was indexed again"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Fetched, Read, ReadPlan
-from .index import SampleIndex, StringTable, indexed_by_label
+from .index import SampleIndex, StringTable, indexed_by_label, release_freed_memory
 from .store import LocalStore
 
 #: Extensions taken as images, matched case-insensitively (torchvision's IMG_EXTENSIONS).
@@ -105,13 +105,16 @@ def scan_image_folder(root: str | os.PathLike) -> SampleIndex:
             f"no images found under {str(root)!r} in {len(classes)} class folder(s); "
             f"looked for files ending in {', '.join(IMG_EXTENSIONS)} (any case)"
         )
-    return SampleIndex(
+    index = SampleIndex(
         root=root,
         files=StringTable._build(prefixes, ids, names),
         labels=np.repeat(np.arange(len(classes), dtype=np.int64), np.diff(ends, prepend=0)),
         classes=tuple(classes),
         class_to_idx={name: idx for idx, name in enumerate(classes)},
     )
+    del prefixes, ids, names
+    release_freed_memory()
+    return index
 
 
 def _images_under(folder: Path):
@@ -157,7 +160,10 @@ def read_file_list(file_list: str | os.PathLike, *, file_root: str | os.PathLike
         labels.append(int(parts[1]))
     if not files:
         raise ValueError(f"file list {str(file_list)!r} names no sample; expected lines of '<path> <label>'")
-    return indexed_by_label(root=file_list, files=files, labels=labels)
+    index = indexed_by_label(root=file_list, files=files, labels=labels)
+    del files, labels, lines
+    release_freed_memory()
+    return index
 
 
 def _needs_pathlib(path: str) -> bool:

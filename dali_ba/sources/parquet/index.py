@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..cache import built_once, built_once_each, entry, written_atomically
-from ..index import SampleIndex, StringTable
+from ..index import SampleIndex, StringTable, release_freed_memory
 from ..patterns import expand_paths
 from ..remote import INDEX_THREADS, RangeFile, RemoteStore
 from ..store import LocalStore, redact, remote_store
@@ -92,6 +92,8 @@ def index_parquet(files, *, image_column: str = "image", label_column: str = "la
     if classes is None or len(classes) <= int(labels.max()):
         classes = tuple(str(c) for c in range(int(labels.max()) + 1))
     files = StringTable.repeated([redact(info.path) for info in infos], [sum(info.group_rows) for info in infos])
+    del parts, groups, rows
+    release_freed_memory()
     return SampleIndex(
         root=Path(paths[0]) if remote is None else redact(paths[0]),
         files=files,

@@ -15,29 +15,29 @@ import logging
 import os
 import time
 import warnings
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from ..cache import built_once, built_once_each, entry, written_atomically
-from ..index import SampleIndex, StringTable, indexed_by_label
+from ..index import SampleIndex, StringTable, indexed_by_label, release_freed_memory
 from ..patterns import expand_paths
 from ..remote import INDEX_THREADS, RemoteStore
 from ..store import LocalStore, StorageError, redact, remote_store
 from .members import TarIndex, group_samples
-from .sidecars import index_from_sidecars, local_copy, read_local_sidecars, stem
+from .sidecars import index_from_sidecars, labels_path, local_copy, read_local_sidecars, sidecar_path, stem
 from .source import TarSource
 from .walker import walk_tar
 
 log = logging.getLogger(__name__)
 
-INDEX_VERSION = 2  # 2: keys as one UTF-8 buffer
-#: Local tar files indexed at once. Reading sidecars is mostly Python work under the interpreter
-#: lock, so more threads than cores only hand the lock to each other (benchmarks/README.md,
-#: start-up at ImageNet scale).
-LOCAL_INDEX_THREADS = 2
+INDEX_VERSION = 3  # 3: one raw buffer (2: an .npz, keys as one UTF-8 buffer)
+_MAGIC = b"dali-ba tar index\n"
+#: Local tar files indexed at once. Reading sidecars is Python work under the interpreter lock,
+#: so more threads only hand the lock to each other; their reads are asked of the OS ahead
+#: instead (``_read_ahead``). See benchmarks/README.md, start-up at ImageNet scale.
+LOCAL_INDEX_THREADS = 1
 
 #: How many tar files this process has indexed from their bytes (sidecar or header walk), for tests
 #: and logs: with a shared cache, the ranks of a node together index each file once.
@@ -75,12 +75,16 @@ def index_tar_shards(shards, *, use_cache: bool = True, threads: int | None = No
             info = functools.cache(remote.info)  # a shard left for the second pass is not asked twice
             one = functools.partial(_remote_index, remote=remote, info=info, use_cache=use_cache)
         else:
+            _read_ahead(paths, use_cache)
             one = functools.partial(_local_index, use_cache=use_cache)
         parts = built_once_each(pool, paths, one)
         if remote is not None and INDEXED["label requests"] > before:
             log.warning("%d labels took one request each: their shards have no labels sidecar (.labels), which "
                         "`dali-ba index-shards` writes", INDEXED["label requests"] - before)
-    return _joined(paths, parts, remote)
+    index = _joined(paths, parts, remote)
+    del parts
+    release_freed_memory()
+    return index
 
 
 def _joined(paths: list[str], parts: list[TarIndex], remote: RemoteStore | None) -> SampleIndex:
@@ -125,11 +129,28 @@ def _local_index(path: str, use_cache: bool, *, wait: bool) -> TarIndex | None:
     return _built_once(cache_entry(path), lambda: read_tar_headers(path), path, wait=wait)
 
 
+def _read_ahead(paths: list[str], use_cache: bool) -> None:
+    """Asks the OS to read, in the background, the files indexing ``paths`` will read: each tar
+    file's cache entry where there is one, else its sidecars. On a cold page cache they then
+    arrive while earlier ones are parsed, without threads contending for the interpreter lock."""
+    for path in paths:
+        cached = cache_entry(path) if use_cache else None
+        for wanted in (cached,) if cached is not None and cached.exists() else (sidecar_path(path), labels_path(path)):
+            try:
+                fd = os.open(wanted, os.O_RDONLY)
+            except OSError:
+                continue  # missing: found out (and explained) when the file is indexed
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(fd)
+
+
 def cache_entry(path: str) -> Path:
     """The index cache entry of the local tar file ``path``: its real path, size and mtime."""
     stat = os.stat(path)
     return entry("tar-index", os.path.basename(path), os.path.realpath(path), stat.st_size, stat.st_mtime_ns,
-                 INDEX_VERSION, suffix=".npz")
+                 INDEX_VERSION, suffix=".index")
 
 
 def read_tar_headers(path: str) -> TarIndex:
@@ -157,7 +178,7 @@ def _remote_index(url: str, remote: RemoteStore, info, use_cache: bool, *, wait:
     info = info(url)
     if not use_cache:
         return _remote_build(url, remote, info["size"])
-    cached = entry("tar-index", url.rsplit("/", 1)[-1], url, info["size"], info["version"], INDEX_VERSION, suffix=".npz")
+    cached = entry("tar-index", url.rsplit("/", 1)[-1], url, info["size"], info["version"], INDEX_VERSION, suffix=".index")
     return _built_once(cached, lambda: _remote_build(url, remote, info["size"]), redact(url), wait=wait)
 
 
@@ -208,18 +229,38 @@ def _built_once(cached: Path, build, name: str, *, wait: bool) -> TarIndex | Non
 
 
 def _load_cached(cached: Path) -> TarIndex | None:
+    """A cache entry as :func:`_write_cache` wrote it, read with one read into one buffer (which
+    the index's columns view); ``None`` for a missing or damaged one."""
     try:
-        with np.load(cached) as data:
-            return TarIndex(data["key_blob"].tobytes(), data["key_ends"], data["offsets"], data["sizes"], data["labels"])
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-        return None  # none, or damaged: (re)built by the caller
+        data = np.fromfile(cached, dtype=np.uint8)
+    except OSError:
+        return None
+    head = len(_MAGIC) + 16
+    if len(data) < head or data[:len(_MAGIC)].tobytes() != _MAGIC:
+        return None
+    count, blob = (int(n) for n in data[len(_MAGIC):head].view(np.int64))
+    if len(data) != head + 28 * count + blob:
+        return None  # cut short, or more than it says
+    at = head
+    columns = []
+    for dtype, n in ((np.int64, count), (np.int64, count), (np.int64, count), (np.uint32, count)):
+        size = np.dtype(dtype).itemsize * n
+        columns.append(data[at:at + size].view(dtype))
+        at += size
+    offsets, sizes, labels, key_ends = columns
+    return TarIndex(data[at:].tobytes(), key_ends, offsets, sizes, labels)
 
 
 def _write_cache(cached: Path, index: TarIndex, path: str) -> None:
+    """One raw buffer: a magic line, the sample count and key bytes (``int64``), then offsets,
+    sizes and labels (``int64``), key ends (``uint32``) and the keys' UTF-8 bytes."""
     try:
         with written_atomically(cached) as f:
-            np.savez(f, key_blob=np.frombuffer(index.key_blob, dtype=np.uint8), key_ends=index.key_ends,
-                     offsets=index.offsets, sizes=index.sizes, labels=index.labels)
+            f.write(_MAGIC + np.array([len(index), len(index.key_blob)], dtype=np.int64).tobytes())
+            for column, dtype in ((index.offsets, np.int64), (index.sizes, np.int64), (index.labels, np.int64),
+                                  (index.key_ends, np.uint32)):
+                f.write(np.ascontiguousarray(column, dtype=dtype).tobytes())
+            f.write(index.key_blob)
     except OSError as err:
         warnings.warn(f"could not cache the index of {path!r} in {str(cached.parent)!r} ({err}); it will be "
                       f"indexed again next time", stacklevel=5)

@@ -32,10 +32,15 @@ class TarIndex:
     labels: np.ndarray
 
     @classmethod
-    def from_keys(cls, keys, offsets, sizes, labels) -> "TarIndex":
-        encoded = [key.encode("utf-8", "surrogateescape") for key in keys]
-        ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
-        return cls(b"".join(encoded), ends.astype(np.uint32), np.asarray(offsets, dtype=np.int64),
+    def from_keys(cls, keys: list[str], offsets, sizes, labels) -> "TarIndex":
+        joined = "".join(keys)
+        blob = joined.encode("utf-8", "surrogateescape")
+        if len(blob) == len(joined):  # ASCII: a character is a byte
+            lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+        else:
+            lengths = np.fromiter((len(key.encode("utf-8", "surrogateescape")) for key in keys), dtype=np.int64,
+                                  count=len(keys))
+        return cls(blob, np.cumsum(lengths).astype(np.uint32), np.asarray(offsets, dtype=np.int64),
                    np.asarray(sizes, dtype=np.int64), np.asarray(labels, dtype=np.int64))
 
     @property
