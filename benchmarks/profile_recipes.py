@@ -37,12 +37,16 @@ from dali_ba.sources import scan_image_folder
 
 B, SIZE = 32, 224
 TA_OPS = [aug.name for aug in trivial_augment.get_trivial_augment_wide_suite()]
+GEOMETRIC = ("translate_x", "translate_y", "shear_x", "shear_y", "rotate")
 
 
 def trivial_only(name: str) -> Recipe:
     """TrivialAugment with its suite cut to ``name`` (every replica gets that op, magnitudes drawn as usual)."""
     def policy(images):
-        return trivial_augment.trivial_augment_wide(images, excluded=[op for op in TA_OPS if op != name])
+        (op,) = [aug for aug in trivial_augment.get_trivial_augment_wide_suite() if aug.name == name]
+        geometric = name in GEOMETRIC  # only these take the fill and the interpolation
+        options = dict(fill_value=128, interp_type=None) if geometric else {}
+        return trivial_augment.apply_trivial_augment([op], images, num_magnitude_bins=31, **options)
 
     policy.__name__ = f"trivial_augment_wide[{name}]"
     return Recipe(f"ta-{name}", _auto_aug(policy), needs_conditionals=True, windowed=True)

@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .bench.loaders import LOADERS, REGISTRY, default_loaders
+from .bench.loaders import RECIPES as BENCH_RECIPES
 from .recipes import INTERPOLATION, RECIPES
 from .sources.cache import entry, folder_built_once
 
@@ -215,8 +216,16 @@ def probe_decode_command(device: str, out: Path | None, simulate_crash: str):
               help="Tar shards or Parquet files (a pattern ending in .parquet) for loader dali-ba-url: URLs "
                    "(s3://, gs://, hf://, https://; credentials from the store's usual places) or paths. The data "
                    "summary describes DATA_DIR.")
+@click.option("--recipe", type=click.Choice(list(BENCH_RECIPES)), default="imagenet", show_default=True,
+              help="The training recipe every loader runs: the torch loaders torchvision's transforms, dali-large "
+                   "NVIDIA's auto_aug policies.")
+@click.option("--random-erase", default=0.0, show_default=True, help="Random erasing probability per replica.")
+@click.option("--interpolation", type=click.Choice(list(INTERPOLATION)), default="bilinear", show_default=True,
+              help="The crop's resize and the policy's geometric ops.")
+@click.option("--ra-magnitude", default=9, show_default=True, help="RandAugment's magnitude (--recipe randaugment).")
 def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps, warmup, model, dtype, channels_last,
-                  device, workers, images, seed, cold_cache, export_json, export_csv, plot_path, wide, url):
+                  device, workers, images, seed, cold_cache, export_json, export_csv, plot_path, wide, url, recipe,
+                  random_erase, interpolation, ra_magnitude):
     """Compare steps/s, throughput and bytes read of dali-ba against the usual loaders.
 
     DATA_DIR is an ImageFolder tree; without it, an ImageNet-like set is generated once and cached.
@@ -254,6 +263,10 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
             channels_last=channels_last,
             cold_cache=cold_cache,
             url=url,
+            recipe=recipe,
+            random_erase=random_erase,
+            interpolation=interpolation,
+            ra_magnitude=ra_magnitude,
         )
         stats = dataset_stats(data_dir)
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
@@ -281,8 +294,11 @@ def bench_command(data_dir, aug_repeats, loaders, batch_size, image_size, steps,
             raise UsageProblem(str(err)) from None
     if not results:
         raise click.ClickException("every run failed: " + "; ".join(f"{f.loader} at M={f.aug_repeats}: {f.error}" for f in failures))
-    click.echo(f"dali-ba bench, B={batch_size}, {image_size}px, {dtype}, model={model}, device={'cuda' if on_gpu else 'cpu'}, "
-               f"{config.steps} timed steps after {config.warmup} warm-up"
+    recipe_text = recipe + (f" (magnitude {ra_magnitude})" if recipe == "randaugment" else "") + (
+        f" + random erasing {random_erase}" if random_erase else "") + f", {interpolation}"
+    click.echo(f"dali-ba bench, {recipe_text}, B={batch_size}, {image_size}px, {dtype}, model={model}, "
+               f"device={'cuda' if on_gpu else 'cpu'}")
+    click.echo(f"{config.steps} timed steps after {config.warmup} warm-up"
                + (", page cache evicted before each timed run" if cold_cache else ", warm page cache"))
     click.echo(f"machine: {env.cpu} x{env.cores}" + (f", {env.gpu} (driver {env.driver})" if env.gpu else ", no GPU"))
     click.echo(f"data: {stats.summary()}")

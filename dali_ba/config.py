@@ -191,9 +191,10 @@ class TrainOptions(ReadOptions):
         if self.resample not in RESAMPLE:
             raise ValueError(f"resample must be 'auto', 'dali' or 'torch', but got {self.resample!r}")
         if self.resample == "torch" and not RECIPES[self.recipe].resample_in_torch:
+            torch_recipes = ", ".join(name for name, recipe in RECIPES.items() if recipe.resample_in_torch)
             raise ValueError(
-                f"resample='torch' makes random-resized-crop + flip replicas only (recipe='imagenet'), "
-                f"but recipe={self.recipe!r}; use resample='auto' or 'dali'"
+                f"resample='torch' makes the replicas of the recipes that start with a random-resized crop "
+                f"({torch_recipes}), but recipe={self.recipe!r}; use resample='auto' or 'dali'"
             )
         _check_positive_int("ra_magnitude", self.ra_magnitude, minimum=0)
         if self.ra_magnitude > 30:

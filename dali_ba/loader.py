@@ -27,6 +27,7 @@ from .distributed import detect_shard, shared_seed
 from .feed import DLPackHandOff, Feed, IOStats
 from .order import EpochCursor, EpochPlan
 from .pipeline import build_pipeline
+from .policies import Policy
 from .reader import Batch, ReadAhead
 from .recipes import RECIPES, OutputSpec
 from .resample import TorchResampler
@@ -158,13 +159,16 @@ class BatchAugmentLoader:
     def _wire(self, recipe, gpu_options: dict) -> Feed:
         """The feed: the source's reads ahead -> the DALI pipeline -> the hand-off to torch."""
         config = self.config
-        if self.resample == "torch":
-            finish = TorchResampler(self._spec, aug_repeats=config.aug_repeats, batch_size=config.batch_size,
-                                    mean=recipe.mean, std=recipe.std, threads=self._num_threads)
-        else:
-            finish = DLPackHandOff(channels_last=config.channels_last)
         # Augmentation draws differ per shard; the order (plan) is shared.
         dali_seed = int(np.random.SeedSequence([config.seed, config.shard_id]).generate_state(1)[0] % 2**31)
+        if self.resample == "torch":
+            policy = (Policy(recipe.policy, size=config.image_size, interpolation=config.interpolation,
+                             magnitude=recipe.magnitude) if recipe.policy else None)
+            finish = TorchResampler(self._spec, aug_repeats=config.aug_repeats, batch_size=config.batch_size,
+                                    mean=recipe.mean, std=recipe.std, threads=self._num_threads, policy=policy,
+                                    seed=dali_seed)
+        else:
+            finish = DLPackHandOff(channels_last=config.channels_last)
         plan = self._index.source.read_plan(read_threads=config.read_threads, read_ahead=config.read_ahead,
                                             batch_size=config.batch_size)
         return Feed(

@@ -1,8 +1,9 @@
 """The DALI pipeline: only wires the stages, feed -> [windows] -> decode (once) -> replicate + augment.
 
-With ``resample="torch"`` (the CPU path of the ``imagenet`` recipe) the pipeline stops before
-the replicas: it outputs the decoded regions with each replica's window and flip, and
-``resample.py`` makes the replicas with torch's kernels.
+With ``resample="torch"`` (the CPU path of the recipes that start with a random-resized crop)
+the pipeline stops before the replicas: it outputs the decoded regions with each replica's window
+and flip, and ``resample.py`` makes the replicas with torch's kernels (and torchvision's policy
+ops, ``policies.py``).
 
 The encoded files and their labels come in through one external source whose callback, given by
 ``loader.py``, returns the next batch of the epoch; that is what lets the loader control the epoch
@@ -89,7 +90,8 @@ def build_pipeline(
         with ``erase [B, M, 4]`` before the labels when ``random_erase`` > 0.
     """
     if resample == "torch" and not (recipe.resample_in_torch and device_id is None):
-        raise ValueError(f"resample='torch' needs a CPU pipeline and a recipe that is a crop and a flip, not {recipe.name!r}")
+        raise ValueError(f"resample='torch' needs a CPU pipeline and a recipe that starts with a crop and a flip, not "
+                         f"{recipe.name!r}")
     define = pipeline_def(_graph, enable_conditionals=recipe.needs_conditionals)
     pipe = define(
         source=source,

@@ -199,8 +199,12 @@ class Recipe:
         needs_conditionals: DALI's auto_aug policies need ``enable_conditionals=True``.
         windowed: The recipe starts with a random-resized crop whose window (``windows.py``) is
             drawn per replica before decoding, so only the union of the M windows is decoded.
-        resample_in_torch: The recipe is that crop and a flip, nothing else, so on the CPU the
-            replicas can be made by torch's kernels (``resample.py``) from DALI's decoded regions.
+        resample_in_torch: The recipe is that crop and a flip, then at most a policy of
+            ``policies.py``, so on the CPU the replicas can be made by torch's kernels and
+            torchvision's ops (``resample.py``) from DALI's decoded regions.
+        policy: The torchvision auto-augment policy after the crop and flip (``policies.POLICIES``),
+            which the CPU path applies; ``None`` for none. On a GPU ``apply`` runs DALI's.
+        magnitude: RandAugment's magnitude (``randaugment`` only).
     """
 
     name: str
@@ -210,6 +214,8 @@ class Recipe:
     needs_conditionals: bool = False
     windowed: bool = False
     resample_in_torch: bool = False
+    policy: str | None = None
+    magnitude: int = 9
 
     def with_magnitude(self, magnitude: int) -> "Recipe":
         """This recipe with RandAugment's magnitude ``magnitude`` (``randaugment`` only; 9 is itself)."""
@@ -219,7 +225,7 @@ class Recipe:
             raise ValueError(f"a magnitude applies to the randaugment recipe only, not {self.name!r}")
         policy = functools.partial(_rand_augment, magnitude=magnitude)
         policy.__name__ = f"rand_augment (n=2, m={magnitude})"
-        return replace(self, apply=_auto_aug(policy))
+        return replace(self, apply=_auto_aug(policy), magnitude=magnitude)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -227,9 +233,12 @@ RECIPES: dict[str, Recipe] = {
     for recipe in (
         Recipe("imagenet", imagenet, windowed=True, resample_in_torch=True),
         Recipe("cifar", cifar, mean=CIFAR_MEAN, std=CIFAR_STD),
-        Recipe("randaugment", _auto_aug(_rand_augment), needs_conditionals=True, windowed=True),
-        Recipe("trivialaugment", _auto_aug(_trivial_augment), needs_conditionals=True, windowed=True),
-        Recipe("autoaugment", _auto_aug(_auto_augment), needs_conditionals=True, windowed=True),
+        Recipe("randaugment", _auto_aug(_rand_augment), needs_conditionals=True, windowed=True, resample_in_torch=True,
+               policy="randaugment"),
+        Recipe("trivialaugment", _auto_aug(_trivial_augment), needs_conditionals=True, windowed=True, resample_in_torch=True,
+               policy="trivialaugment"),
+        Recipe("autoaugment", _auto_aug(_auto_augment), needs_conditionals=True, windowed=True, resample_in_torch=True,
+               policy="autoaugment"),
         Recipe("val", val),
     )
 }

@@ -1,7 +1,9 @@
 """Resample stage on the CPU: each replica cut from its decoded region, resized, flipped and normalized by torch.
 
 Sits between the DALI pipeline and the loader when the loader runs on the CPU with a recipe that
-is a random-resized crop and a flip (``imagenet``). DALI still does everything up to the pixels:
+starts with a random-resized crop and a flip (``imagenet``, and ``trivialaugment``,
+``randaugment``, ``autoaugment``, whose torchvision policy ``policies.py`` then applies to each
+replica before it is normalized). DALI still does everything up to the pixels:
 it draws the M crop windows and flips per image (``windows.py``) and decodes the union of the
 windows once per file (``decode.py``). Its outputs per sample are that decoded region (uint8
 ``HWC``, any size), the M windows in the region's coordinates and the M flips; this stage turns
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from nvidia.dali import types
 
+from .policies import Policy
 from .recipes import OutputSpec
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16}
@@ -101,9 +104,12 @@ class TorchResampler:
         mean: Per-channel mean, 0-1 scale.
         std: Per-channel standard deviation, 0-1 scale.
         threads: Worker threads; each makes the replicas of a contiguous run of samples.
+        policy: A torchvision auto-augment policy for each replica after its crop and flip, or ``None``.
+        seed: Seed of the policy's draws (made batch by batch, in order, on the calling thread).
     """
 
-    def __init__(self, spec: OutputSpec, *, aug_repeats: int, batch_size: int, mean, std, threads: int):
+    def __init__(self, spec: OutputSpec, *, aug_repeats: int, batch_size: int, mean, std, threads: int,
+                 policy: Policy | None = None, seed: int = 0):
         self._size = spec.image_size
         self._mode = spec.interpolation
         self._aug_repeats = aug_repeats
@@ -117,6 +123,8 @@ class TorchResampler:
         self._shift = (-torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)).view(3, 1, 1)
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self._policy = policy
+        self._rng = np.random.default_rng(seed)
 
     def __call__(self, outputs) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images [N, ...], labels [N])`` from the pipeline's ``(regions, windows, flips[, erase], labels)``.
@@ -131,12 +139,13 @@ class TorchResampler:
         flips = np.asarray(flips.as_tensor()).reshape(-1).tolist()
         erase = np.asarray(erase[0].as_tensor()).reshape(-1, 4).tolist() if erase else None
         samples = len(regions)
+        ops = self._policy.draw(self._rng, samples * self._aug_repeats) if self._policy is not None else None
         images = torch.from_numpy(self._buffers.take(samples * self._aug_repeats))
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="dali-ba-resample", initializer=one_intra_op_thread)
         bounds = np.linspace(0, samples, min(self._threads, samples) + 1).astype(int)
         jobs = [
-            self._pool.submit(self._make, regions, windows, flips, erase, images, first, last)
+            self._pool.submit(self._make, regions, windows, flips, erase, ops, images, first, last)
             for first, last in zip(bounds[:-1], bounds[1:])
         ]
         for job in jobs:
@@ -151,7 +160,7 @@ class TorchResampler:
             self._pool.shutdown(wait=wait)
             self._pool = None
 
-    def _make(self, regions, windows, flips, erase, images, first: int, last: int) -> None:
+    def _make(self, regions, windows, flips, erase, ops, images, first: int, last: int) -> None:
         # float16 output is normalized in float32 here first, so that it is rounded only once.
         scratch = None if self._dtype == torch.float32 else torch.empty(3, self._size, self._size)
         for sample in range(first, last):
@@ -159,7 +168,13 @@ class TorchResampler:
             for k in range(sample * self._aug_repeats, (sample + 1) * self._aug_repeats):
                 out = images[k].permute(2, 0, 1) if self._channels_last else images[k]
                 normalized = out if scratch is None else scratch
-                normalized.copy_(resized_window(region, windows[k], flips[k], self._size, self._mode))
+                replica = resized_window(region, windows[k], flips[k], self._size, self._mode)
+                if ops is not None and ops[k]:  # the policy, on the HWC memory of the channels-last replica
+                    hwc = replica.permute(1, 2, 0).numpy()
+                    augmented = self._policy.apply(hwc, ops[k])
+                    if augmented is not hwc:
+                        replica = torch.from_numpy(augmented).permute(2, 0, 1)
+                normalized.copy_(replica)
                 normalized.mul_(self._scale).add_(self._shift)
                 if erase is not None and erase[k][2]:  # random erasing: the rectangle is 0 after normalizing
                     top, left, height, width = erase[k]

@@ -57,3 +57,28 @@ def test_the_variant_says_how_the_dali_loaders_decode(color_tree):
     assert REGISTRY["dali-ba"].factory(index, spec()).variant == "region decode"
     assert REGISTRY["dali-ba-full"].factory(index, spec()).variant == "whole-image decode"
     assert REGISTRY["dali-large"].factory(index, spec()).variant == "fused decode+crop"
+
+
+@pytest.mark.parametrize("recipe, options", [("trivialaugment", {}), ("randaugment", {"ra_magnitude": 12}),
+                                             ("autoaugment", {"random_erase": 1.0, "interpolation": "bicubic"})])
+@pytest.mark.parametrize("name", ["dali-ba", "dali-large", "torch-once"])
+def test_every_loader_runs_the_recipe_asked_for(color_tree, name, recipe, options):
+    root, _ = color_tree
+    loader = REGISTRY[name].factory(scan_image_folder(root), spec(workers=0 if name == "torch-once" else 2, recipe=recipe,
+                                                                  **options))
+    try:
+        images, labels = next(loader.batches)
+        assert images.shape == (8, 3, 32, 32) and images.dtype == torch.float32 and labels.shape == (8,)
+        if options.get("random_erase") == 1.0:  # every replica erased: some pixels exactly 0 after normalizing
+            assert all((image == 0).all(dim=0).any() for image in images)
+    finally:
+        loader.close()
+
+
+def test_the_bench_refuses_a_recipe_option_of_another_recipe(tmp_path):
+    from dali_ba.bench.runner import BenchConfig
+
+    with pytest.raises(ValueError, match="ra_magnitude is the randaugment recipe's magnitude, but recipe='imagenet'"):
+        BenchConfig(data_dir=str(tmp_path), ra_magnitude=12)
+    with pytest.raises(ValueError, match="recipe must be one of imagenet, trivialaugment, randaugment, autoaugment"):
+        BenchConfig(data_dir=str(tmp_path), recipe="cifar")

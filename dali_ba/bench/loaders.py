@@ -27,6 +27,9 @@ from ..recipes import IMAGENET_MEAN, IMAGENET_STD
 from ..sources import SampleIndex
 from ..windows import RRC_RATIO, RRC_SCALE
 
+#: The recipes the bench runs: those that train on random-resized crops, which every loader has.
+RECIPES = ("imagenet", "trivialaugment", "randaugment", "autoaugment")
+
 
 @dataclass(frozen=True)
 class BenchSpec:
@@ -41,6 +44,12 @@ class BenchSpec:
         workers: DALI threads and DataLoader worker processes.
         seed: Seed of orders and augmentations.
         channels_last: The model wants channels-last images; loaders that can make them directly do.
+        recipe: The training recipe every loader runs (one of :data:`RECIPES`): a random-resized
+            crop and a flip, then for ``trivialaugment``, ``randaugment`` and ``autoaugment`` that
+            policy (torchvision's in the torch loaders, NVIDIA's ``auto_aug`` in ``dali-large``).
+        random_erase: Probability of torchvision's ``RandomErasing`` per replica, after normalizing.
+        interpolation: The filter of the crop's resize and of the policy's geometric ops.
+        ra_magnitude: RandAugment's magnitude (``randaugment``).
     """
 
     batch_size: int
@@ -51,6 +60,10 @@ class BenchSpec:
     workers: int
     seed: int = 0
     channels_last: bool = False
+    recipe: str = "imagenet"
+    random_erase: float = 0.0
+    interpolation: str = "bilinear"
+    ra_magnitude: int = 9
 
     @property
     def effective_batch(self) -> int:
@@ -126,6 +139,10 @@ def dali_ba(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
         channels_last=spec.channels_last,
         num_shards=1,
         shard_id=0,
+        recipe=spec.recipe,
+        random_erase=spec.random_erase,
+        interpolation=spec.interpolation,
+        ra_magnitude=spec.ra_magnitude if spec.recipe == "randaugment" else 9,
         **options,
     )
     return BenchLoader(
@@ -145,9 +162,15 @@ def dali_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     Its decoder is ``decoders.image_random_crop`` (decode and crop fused). Where the decode probe
     found that decoder broken on this device (``decode_probe.py``: probed on a GPU, read from the
     cache on the CPU), it decodes whole images and crops with ``fn.random_resized_crop``, and says
-    so in its variant; where a workaround option made it work, it runs with that option.
+    so in its variant; where a workaround option made it work, it runs with that option. The
+    recipe's policy is NVIDIA's ``nvidia.dali.auto_aug`` one after the crop (as dali-ba's GPU path
+    runs it), then the flip; random erasing is ``fn.erase`` of torchvision's rectangle
+    (``erasing.erase_box``) after normalizing.
     """
     from nvidia.dali import fn, pipeline_def, types
+
+    from ..erasing import erase_box
+    from ..recipes import INTERPOLATION
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
     from ..decode import DEVICE_MEMORY_PADDING, HOST_MEMORY_PADDING, HW_DECODER_LOAD
@@ -167,8 +190,10 @@ def dali_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     if not fused:
         variant = "whole decode + random_resized_crop (fused decode failed its probe)"
     crop = dict(random_area=RRC_SCALE, random_aspect_ratio=RRC_RATIO, num_attempts=100)
+    interp = INTERPOLATION[spec.interpolation]
+    policy = _dali_policy(spec)
 
-    @pipeline_def
+    @pipeline_def(enable_conditionals=policy is not None)
     def standard():
         encoded, labels = fn.readers.file(
             files=list(index.files), labels=index.labels.astype(np.int32).tolist(), random_shuffle=True, name="Reader"
@@ -176,12 +201,14 @@ def dali_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
         device = "mixed" if on_gpu else "cpu"
         if fused:
             images = fn.decoders.image_random_crop(encoded, device=device, output_type=types.RGB, **crop, **options)
-            images = fn.resize(images, resize_x=spec.image_size, resize_y=spec.image_size, interp_type=types.INTERP_LINEAR,
+            images = fn.resize(images, resize_x=spec.image_size, resize_y=spec.image_size, interp_type=interp,
                                antialias=True)
         else:
             images = fn.decoders.image(encoded, device=device, output_type=types.RGB, **options)
-            images = fn.random_resized_crop(images, size=[spec.image_size, spec.image_size], interp_type=types.INTERP_LINEAR,
+            images = fn.random_resized_crop(images, size=[spec.image_size, spec.image_size], interp_type=interp,
                                             antialias=True, **crop)
+        if policy is not None:
+            images = policy(images)
         images = fn.crop_mirror_normalize(
             images,
             dtype=types.FLOAT16 if spec.dtype == torch.float16 else types.FLOAT,
@@ -190,6 +217,10 @@ def dali_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
             std=[s * 255 for s in IMAGENET_STD],
             mirror=fn.random.coin_flip(),
         )
+        if spec.random_erase:
+            top, left, height, width = erase_box(spec.image_size, spec.random_erase)
+            images = fn.erase(images, anchor=fn.stack(top, left), shape=fn.stack(height, width), axis_names="HW",
+                              fill_value=0.0)
         encoded_bytes = encoded.shape()  # the reader's encoded sizes: what came from storage
         if on_gpu:
             labels = labels.gpu()
@@ -219,19 +250,43 @@ def dali_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     return BenchLoader(_forever(epoch, "dali-large"), lambda: tuple(counts), spec.effective_batch, variant=variant)
 
 
+def _dali_policy(spec: BenchSpec):
+    """NVIDIA's ``auto_aug`` policy of ``spec.recipe`` (a function of a DALI node), or ``None`` for ``imagenet``."""
+    from ..recipes import _auto_augment, _rand_augment, _trivial_augment
+
+    if spec.recipe == "imagenet":
+        return None
+    if spec.recipe == "randaugment":
+        return functools.partial(_rand_augment, magnitude=spec.ra_magnitude)
+    return {"trivialaugment": _trivial_augment, "autoaugment": _auto_augment}[spec.recipe]
+
+
 # -- torchvision --------------------------------------------------------------------------------
 
 
-def _train_transform(spec: BenchSpec):
-    from torchvision.transforms import v2
+def _train_transform(spec: BenchSpec, *, on_tensors: bool = False):
+    """torchvision's reference recipe (its ``presets.ClassificationPresetTrain``): the crop and
+    flip, the policy of ``spec.recipe`` with the same interpolation, to a tensor, normalized, and
+    random erasing; on PIL images (``on_tensors``: on uint8 tensors, decoded already)."""
+    from torchvision.transforms import InterpolationMode, v2
 
+    interpolation = InterpolationMode(spec.interpolation)
+    policy = {
+        "imagenet": [],
+        "trivialaugment": [v2.TrivialAugmentWide(interpolation=interpolation)],
+        "randaugment": [v2.RandAugment(magnitude=spec.ra_magnitude, interpolation=interpolation)],
+        "autoaugment": [v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET, interpolation=interpolation)],
+    }[spec.recipe]
     return v2.Compose(
         [
-            v2.RandomResizedCrop(spec.image_size, scale=RRC_SCALE, ratio=RRC_RATIO, antialias=True),
+            v2.RandomResizedCrop(spec.image_size, scale=RRC_SCALE, ratio=RRC_RATIO, interpolation=interpolation,
+                                 antialias=True),
             v2.RandomHorizontalFlip(),
-            v2.PILToTensor(),
+            *policy,
+            *([] if on_tensors else [v2.PILToTensor()]),
             v2.ToDtype(spec.dtype, scale=True),
             v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            *([v2.RandomErasing(spec.random_erase, value=0)] if spec.random_erase else []),
         ]
     )
 
@@ -353,19 +408,11 @@ def torch_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
 def torch_gpu(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     """Workers read bytes; torchvision decodes on ``spec.device`` (nvJPEG on CUDA) and transforms there."""
     from torchvision.io import ImageReadMode, decode_jpeg
-    from torchvision.transforms import v2
 
     dataset = _Files(index, None, decode=False)
     loader = _data_loader(dataset, spec, spec.batch_size, shuffle=True, collate_fn=_as_lists)
     counted = _Counted()
-    transform = v2.Compose(
-        [
-            v2.RandomResizedCrop(spec.image_size, scale=RRC_SCALE, ratio=RRC_RATIO, antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ToDtype(spec.dtype, scale=True),
-            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
+    transform = _train_transform(spec, on_tensors=True)
     device = "cuda" if spec.device.type == "cuda" else "cpu"
 
     def epoch():

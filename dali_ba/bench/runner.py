@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import resolve_device, resolve_dtype
+from ..config import TrainOptions, resolve_device, resolve_dtype
 from ..sources import SampleIndex, index_tar_shards, make_shards, redact, scan_image_folder
 from ..sources.cache import entry, folder_built_once
-from .loaders import LOADERS, REGISTRY, BenchSpec, default_loaders, reading
+from .loaders import LOADERS, RECIPES, REGISTRY, BenchSpec, default_loaders, reading
 from .metrics import ProcessTree, Result, make_result
 
 MODELS = ("none", "resnet18", "resnet50")
@@ -59,6 +59,10 @@ class BenchConfig:
         seed: Seed of orders and augmentations.
         channels_last: Feed the model channels-last tensors.
         cold_cache: Evict the data from the page cache before each timed run.
+        recipe: The training recipe every loader runs (``loaders.RECIPES``).
+        random_erase: Probability of random erasing per replica.
+        interpolation: ``bilinear``, ``bicubic`` or ``nearest``: the crop's resize and the policy's ops.
+        ra_magnitude: RandAugment's magnitude (``recipe="randaugment"`` only).
         url: What ``dali-ba-url`` reads: tar shards or Parquet files (a pattern ending in
             ``.parquet``), behind a URL (``s3://``, ``https://``, ...; credentials from the
             store's usual places) or at a path.
@@ -79,6 +83,10 @@ class BenchConfig:
     channels_last: bool = False
     cold_cache: bool = False
     url: str | None = None
+    recipe: str = "imagenet"
+    random_erase: float = 0.0
+    interpolation: str = "bilinear"
+    ra_magnitude: int = 9
 
     def __post_init__(self):
         unknown = [name for name in self.loaders if name not in LOADERS]
@@ -97,6 +105,12 @@ class BenchConfig:
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             raise ValueError(f"workers must be an int >= 1, but got {self.workers!r}")
         resolve_dtype(self.dtype)
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)} (the recipes every loader has), but got "
+                             f"{self.recipe!r}")
+        # The loader's own checks, with the names the CLI gives them.
+        TrainOptions(recipe=self.recipe, random_erase=self.random_erase, interpolation=self.interpolation,
+                     ra_magnitude=self.ra_magnitude, device="cpu")
         device = resolve_device(self.device)
         for name in self.loaders:
             if REGISTRY[name].reads == "url" and not self.url:
@@ -222,6 +236,10 @@ def run_one(config: BenchConfig, name: str, aug_repeats: int, index, progress=No
         workers=config.workers or _cores(),
         seed=config.seed,
         channels_last=config.channels_last,
+        recipe=config.recipe,
+        random_erase=config.random_erase,
+        interpolation=config.interpolation,
+        ra_magnitude=config.ra_magnitude,
     )
     model = None if config.model == "none" else _ModelStep(config.model, len(index.classes), device, dtype, config.channels_last)
     tree = ProcessTree()

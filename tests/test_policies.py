@@ -1,0 +1,119 @@
+"""torchvision's auto-augment policies on the CPU path (``policies.py``): torchvision's draws and ops."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import autoaugment as aa
+
+from conftest import SMALL
+from dali_ba import ImageFolderLoader
+from dali_ba.policies import Policy
+from dali_ba.recipes import IMAGENET_MEAN, IMAGENET_STD
+from dali_ba.synthetic import natural_image
+
+
+def torchvision_draws(transform, count: int, size: int = 32) -> list[list[tuple[str, float]]]:
+    """What torchvision's own ``forward`` applies, op by op, over ``count`` calls (its ``_apply_op`` recorded)."""
+    calls, real = [], aa._apply_op
+
+    def record(img, op_name, magnitude, interpolation, fill):
+        calls[-1].append((op_name, round(float(magnitude), 4)))
+        return img
+
+    aa._apply_op = record
+    try:
+        torch.manual_seed(0)
+        image = Image.new("RGB", (size, size))
+        for _ in range(count):
+            calls.append([])
+            transform(image)
+    finally:
+        aa._apply_op = real
+    return calls
+
+
+def ours(name: str, count: int, size: int = 32, **options) -> list[list[tuple[str, float]]]:
+    draws = Policy(name, size=size, **options).draw(np.random.default_rng(0), count)
+    return [[(op, round(float(m), 4)) for op, m in ops] for ops in draws]
+
+
+@pytest.mark.parametrize("name, transform", [
+    ("trivialaugment", aa.TrivialAugmentWide()),
+    ("randaugment", aa.RandAugment(magnitude=9)),
+    ("autoaugment", aa.AutoAugment(aa.AutoAugmentPolicy.IMAGENET)),
+])
+def test_the_draws_are_distributed_as_torchvisions(name, transform):
+    count = 3000
+    theirs, mine = torchvision_draws(transform, count), ours(name, count)
+    # Only torchvision's ops, with magnitudes of its space (signed where it signs them).
+    space = transform._augmentation_space(31 if name != "autoaugment" else 10, (32, 32)) if name != "trivialaugment" \
+        else transform._augmentation_space(31)
+    for op, magnitude in (op for ops in mine for op in ops):
+        magnitudes, signed = space[op]
+        allowed = {round(float(m), 4) for m in magnitudes.reshape(-1)} | {0.0}
+        assert abs(magnitude) in allowed and (signed or magnitude >= 0), (op, magnitude)
+    for key in (lambda ops: len(ops), lambda ops: ops[0][0] if ops else None, lambda ops: ops[0] if ops else None):
+        a, b = Counter(map(key, theirs)), Counter(map(key, mine))
+        for value in set(a) | set(b):
+            expected = a[value] / count
+            assert abs(b[value] / count - expected) <= 0.02 + 0.25 * expected, (name, value, a[value], b[value])
+
+
+def test_randaugment_takes_two_ops_at_its_magnitude():
+    draws = ours("randaugment", 500, magnitude=15)
+    space = aa.RandAugment(magnitude=15)._augmentation_space(31, (32, 32))
+    for ops in draws:
+        assert len(ops) == 2
+        for op, magnitude in ops:
+            magnitudes, _ = space[op]
+            assert abs(magnitude) == (round(float(magnitudes[15]), 4) if magnitudes.ndim else 0.0)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_each_op_is_torchvisions_on_pil(interpolation):
+    image = natural_image(np.random.default_rng(3), 48, 40)
+    policy = Policy("trivialaugment", size=48, interpolation=interpolation)
+    for op, (magnitudes, signed) in aa.TrivialAugmentWide()._augmentation_space(31).items():
+        magnitude = float(magnitudes[20]) if magnitudes.ndim else 0.0
+        for value in (magnitude, -magnitude) if signed else (magnitude,):
+            expected = np.asarray(aa._apply_op(Image.fromarray(image), op, value, InterpolationMode(interpolation), None))
+            assert np.array_equal(policy.apply(image, [(op, value)]), expected), (op, value)
+
+
+def denormalized(images: torch.Tensor) -> torch.Tensor:
+    """Normalized float replicas back to the uint8 pixels they were made from."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (images * std + mean).mul(255).round().clamp(0, 255).to(torch.uint8)
+
+
+def test_a_replica_is_the_imagenet_replica_with_its_op(color_tree, monkeypatch):
+    """The CPU path: the same windows and flips as ``imagenet`` (the pipeline draws them), then the op."""
+    root, _ = color_tree
+    options = dict(SMALL, batch_size=4, aug_repeats=3, image_size=24)
+    plain, _ = next(iter(ImageFolderLoader(root, recipe="imagenet", **options)))
+    monkeypatch.setattr(Policy, "draw", lambda self, rng, count: [[("Posterize", 3.0), ("Solarize", 100.0)]] * count)
+    augmented, _ = next(iter(ImageFolderLoader(root, recipe="trivialaugment", **options)))
+    for made, base in zip(denormalized(augmented), denormalized(plain)):
+        picture = Image.fromarray(base.permute(1, 2, 0).numpy())
+        for op, magnitude in (("Posterize", 3.0), ("Solarize", 100.0)):
+            picture = aa._apply_op(picture, op, magnitude, InterpolationMode.BILINEAR, None)
+        assert torch.equal(made, torch.from_numpy(np.asarray(picture)).permute(2, 0, 1))
+
+
+@pytest.mark.parametrize("recipe", ["trivialaugment", "randaugment", "autoaugment"])
+def test_the_cpu_path_keeps_the_contract_and_the_same_seed_gives_the_same_batches(color_tree, recipe):
+    root, _ = color_tree
+    options = dict(SMALL, batch_size=4, aug_repeats=3, recipe=recipe)
+    first = [images for images, _ in ImageFolderLoader(root, **options)]
+    loader = ImageFolderLoader(root, **options)
+    assert loader.resample == "torch"
+    again = [images for images, _ in loader]
+    assert all(torch.equal(a, b) for a, b in zip(first, again)) and len(first) == 6
+    images, labels = next(iter(ImageFolderLoader(root, **dict(options, seed=4))))
+    assert images.shape == (12, 3, 16, 16) and images.dtype == torch.float32
+    assert all(len(set(labels[3 * j:3 * j + 3].tolist())) == 1 for j in range(4)), "a sample's replicas share its label"
