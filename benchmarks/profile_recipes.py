@@ -9,6 +9,8 @@ so differences between variants are the cost of that thing:
 * ``decode``: the union of each image's M crop windows decoded, the windows drawn, nothing made;
 * ``imagenet, DALI``: + the M crops resized, flipped and normalized in DALI (``resample="dali"``);
 * ``imagenet, torch``: the same replicas made by the torch stage instead (what a CPU loader runs);
+* ``<recipe>, torch (shipped)``: the torch stage with torchvision's policy (``policies.py``), what
+  a CPU loader runs for those recipes now (``nearest``: the policy's ops with that filter);
 * each auto-augment recipe as the library ran it (DALI's ``auto_aug`` after the DALI crop), and
   TrivialAugment with its suite cut to one op (``excluded``: every other), so the difference to
   ``imagenet, DALI`` is that op's cost, conditional execution included; ``identity only`` is the
@@ -31,6 +33,7 @@ from nvidia.dali.auto_aug import trivial_augment
 from common import parse_args
 
 from dali_ba.pipeline import build_pipeline
+from dali_ba.policies import Policy
 from dali_ba.recipes import RECIPES, OutputSpec, Recipe, _auto_aug
 from dali_ba.resample import TorchResampler
 from dali_ba.sources import scan_image_folder
@@ -57,6 +60,10 @@ def variants(m: int) -> dict:
         "decode (M windows' union)": dict(recipe=RECIPES["imagenet"], resample="torch", torch_stage=False),
         "imagenet, DALI": dict(recipe=RECIPES["imagenet"]),
         "imagenet, torch": dict(recipe=RECIPES["imagenet"], resample="torch"),
+        "trivialaugment, torch (shipped)": dict(recipe=RECIPES["trivialaugment"], resample="torch"),
+        "randaugment, torch (shipped)": dict(recipe=RECIPES["randaugment"], resample="torch"),
+        "autoaugment, torch (shipped)": dict(recipe=RECIPES["autoaugment"], resample="torch"),
+        "trivialaugment, torch, nearest": dict(recipe=RECIPES["trivialaugment"], resample="torch", interpolation="nearest"),
         "trivialaugment": dict(recipe=RECIPES["trivialaugment"]),
         "randaugment": dict(recipe=RECIPES["randaugment"]),
         "autoaugment": dict(recipe=RECIPES["autoaugment"]),
@@ -66,16 +73,17 @@ def variants(m: int) -> dict:
     return {name: dict(v, m=m) for name, v in table.items()}
 
 
-def time_pipeline(files, steps, *, recipe, m, resample="dali", torch_stage=True, random_erase=0.0):
+def time_pipeline(files, steps, *, recipe, m, resample="dali", torch_stage=True, random_erase=0.0, interpolation="bilinear"):
     encoded = itertools.cycle([np.fromfile(f, dtype=np.uint8) for f in files])
     labels = np.zeros(B, dtype=np.int64)
-    spec = OutputSpec(SIZE, types.FLOAT, False)
+    spec = OutputSpec(SIZE, types.FLOAT, False, interpolation=interpolation)
     pipe = build_pipeline(source=lambda: ([next(encoded) for _ in range(B)], labels), recipe=recipe, aug_repeats=m,
                           spec=spec, batch_size=B, device_id=None, num_threads=2, seed=0, prefetch_queue_depth=2,
                           resample=resample, random_erase=random_erase)
     stage = None
     if resample == "torch" and torch_stage:
-        stage = TorchResampler(spec, aug_repeats=m, batch_size=B, mean=recipe.mean, std=recipe.std, threads=2)
+        policy = Policy(recipe.policy, size=SIZE, interpolation=interpolation) if recipe.policy else None
+        stage = TorchResampler(spec, aug_repeats=m, batch_size=B, mean=recipe.mean, std=recipe.std, threads=2, policy=policy)
     pipe.schedule_run()
     times = []
     for i in range(steps + 3):

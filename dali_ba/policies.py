@@ -100,4 +100,4 @@ class Policy:
         picture = Image.fromarray(image)
         for op, magnitude in ops:
             picture = self._apply_op(picture, op, magnitude, interpolation=self._interpolation, fill=None)
-        return np.asarray(picture)
+        return np.array(picture)  # writable, as torch wants the arrays it wraps
