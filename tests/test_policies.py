@@ -102,7 +102,7 @@ def test_a_replica_is_the_imagenet_replica_with_its_op(color_tree, monkeypatch):
         picture = Image.fromarray(base.permute(1, 2, 0).numpy())
         for op, magnitude in (("Posterize", 3.0), ("Solarize", 100.0)):
             picture = aa._apply_op(picture, op, magnitude, InterpolationMode.BILINEAR, None)
-        assert torch.equal(made, torch.from_numpy(np.asarray(picture)).permute(2, 0, 1))
+        assert torch.equal(made, torch.from_numpy(np.array(picture)).permute(2, 0, 1))
 
 
 @pytest.mark.parametrize("recipe", ["trivialaugment", "randaugment", "autoaugment"])
