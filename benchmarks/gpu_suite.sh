@@ -9,8 +9,9 @@
 #
 # Steps: 0 DALI unpacked (once), the data set made in the background; 1 the decode probe (each
 # case in a child: a crash there is a verdict, not the end of the job); 2 the GPU tests; 3 loaders
-# only; 4 ResNet-50 in the loop; 5 input-bound. M runs in the order of value (4, 1, 8, 2). Any
-# step may be run again on the same machine: what a cut run left behind is redone or reused.
+# only; 4 ResNet-50 in the loop; 5 the trivialaugment recipe, loaders only; 6 input-bound. M runs
+# in the order of value (4, 1, 8, 2). Any step may be run again on the same machine: what a cut
+# run left behind is redone or reused.
 #
 # Rehearsal on a CPU machine (the same script, tiny sizes in the same ratios, the region decoders
 # made to crash, one step doomed to fail a run, one step cut by its limit; `make gpu-rehearsal`,
@@ -32,8 +33,10 @@ if [ "$DEVICE" = cuda ]; then
   B=256 MAX_M=8 CLASSES=100 SIZE=224 STEPS=10 WARMUP=2 MS=4,1,8,2 MS_MODEL=4,1 MODEL=resnet50 WORKERS=8
   LOADERS=dali-ba,dali-large,torch-gpu,torch-once
   MODEL_LOADERS=synthetic,dali-ba,dali-large,torch-gpu
+  RECIPE_LOADERS=dali-ba,dali-large,torch-gpu
   STARVED_LOADERS=dali-ba,dali-large,torch-gpu,torch-once STARVED_STEPS=6
-  : "${T_PROBE:=120}" "${T_DATA:=240}" "${T_TESTS:=90}" "${T_LOADERS:=150}" "${T_MODEL:=110}" "${T_STARVED:=70}"
+  : "${T_PROBE:=120}" "${T_DATA:=240}" "${T_TESTS:=90}" "${T_LOADERS:=140}" "${T_MODEL:=100}" "${T_RECIPE:=40}"
+  : "${T_STARVED:=60}"
   PROBE_DEVICE=cuda:0 SIMULATE_CRASH=
   bash benchmarks/unpack_dali.sh /tmp/parts /tmp/dali .gpu/SHA256 2>&1 | tee -a "$OUT/suite.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || { log "DALI could not be unpacked"; exit 1; }
@@ -46,10 +49,12 @@ else
   B=2 MAX_M=8 CLASSES=4 SIZE=64 STEPS=2 WARMUP=1 MS=4,1,8,2 MS_MODEL=4,1 MODEL=resnet18 WORKERS=1
   LOADERS=dali-ba,dali-large,torch-once
   MODEL_LOADERS=synthetic,dali-ba,dali-large
+  RECIPE_LOADERS=dali-ba,dali-large,torch-once
   # The input-bound step is cut by its limit on purpose: far more steps than 15 s can hold, on any
   # machine, while the bench writes its plan within seconds of starting.
   STARVED_LOADERS=dali-ba,dali-large,torch-once STARVED_STEPS=1000
-  : "${T_PROBE:=150}" "${T_DATA:=120}" "${T_TESTS:=120}" "${T_LOADERS:=240}" "${T_MODEL:=120}" "${T_STARVED:=15}"
+  : "${T_PROBE:=150}" "${T_DATA:=120}" "${T_TESTS:=120}" "${T_LOADERS:=240}" "${T_MODEL:=120}" "${T_RECIPE:=120}"
+  : "${T_STARVED:=15}"
   PROBE_DEVICE=cpu SIMULATE_CRASH=${SIMULATE_CRASH-region,random_crop}
   PRECISION=(--dtype float32)
 fi
@@ -113,6 +118,9 @@ bench() {  # bench NAME LIMIT ARGS...: one bench step, its exports in $OUT/gpu-N
 }
 bench loaders "$T_LOADERS" -M "$MS" --model none --workers "$WORKERS" --loaders "$LOADERS"
 bench model "$T_MODEL" -M "$MS_MODEL" --model "$MODEL" --workers "$WORKERS" --loaders "$MODEL_LOADERS"
+# An auto-augment recipe beside imagenet's figures: on a GPU, DALI's policies in dali-ba and
+# dali-large, torchvision's on the GPU's tensors in torch-gpu.
+bench recipe "$T_RECIPE" -M 4,1 --model none --workers "$WORKERS" --recipe trivialaugment --loaders "$RECIPE_LOADERS"
 # Input-bound: 2 CPU threads or workers per loader, as on a node with few cores per GPU.
 bench starved "$T_STARVED" -M 4,1 --model "$MODEL" --workers 2 --steps "$STARVED_STEPS" --warmup 1 --loaders "$STARVED_LOADERS"
 if [ "$DEVICE" != cuda ]; then

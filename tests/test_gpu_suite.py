@@ -52,6 +52,8 @@ def test_gpu_suite_rehearsal_survives_crashes_failures_cuts_and_a_rerun(tmp_path
     assert variants["dali-large"].startswith("whole decode + random_resized_crop")
     assert len(loaders["results"]) == 12 and not loaders["failures"]
     assert json.loads((out / "gpu-model.json").read_text())["failures"] == []
+    recipe = json.loads((out / "gpu-recipe.json").read_text())
+    assert recipe["config"]["recipe"] == "trivialaugment" and len(recipe["results"]) == 6 and not recipe["failures"]
 
     doomed = json.loads((out / "gpu-doomed.json").read_text())
     assert [f["loader"] for f in doomed["failures"]] == ["dali-ba", "torch-large"] and not doomed["results"]
