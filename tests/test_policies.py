@@ -84,6 +84,33 @@ def test_each_op_is_torchvisions_on_pil(interpolation):
             assert np.array_equal(policy.apply(image, [(op, value)]), expected), (op, value)
 
 
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+def test_translations_made_without_pil_are_pils_to_the_pixel(interpolation):
+    """The whole-pixel shifts computed in numpy: every magnitude of both policies' spaces, both
+    signs, shifts past the edge, on a strided view, and chained with PIL's ops either side."""
+    rng = np.random.default_rng(4)
+    image = natural_image(rng, 40, 48)
+    view = natural_image(rng, 40, 96)[:, ::2]  # a replica need not be contiguous
+    mode = InterpolationMode(interpolation)
+
+    def torchvision(img, ops):
+        picture = Image.fromarray(np.ascontiguousarray(img))
+        for op, value in ops:
+            picture = aa._apply_op(picture, op, value, mode, None)
+        return np.asarray(picture)
+
+    policy = Policy("randaugment", size=48, interpolation=interpolation)
+    shifts = [float(m) for m in np.linspace(0.0, 150.0 / 331.0 * 48, 31)] + [47.9, 48.0, 60.0]
+    for op in ("TranslateX", "TranslateY"):
+        for value in shifts + [-v for v in shifts]:
+            for img in (image, view):
+                ops = [(op, value)]
+                assert np.array_equal(policy.apply(img, ops), torchvision(img, ops)), (op, value)
+        chains = [[(op, 7.6), ("Solarize", 100.0)], [("Rotate", 12.0), (op, -9.3)], [(op, 3.0), (op, -5.0)]]
+        for ops in chains:
+            assert np.array_equal(policy.apply(image, ops), torchvision(image, ops)), ops
+
+
 def denormalized(images: torch.Tensor) -> torch.Tensor:
     """Normalized float replicas back to the uint8 pixels they were made from."""
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
