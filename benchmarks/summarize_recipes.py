@@ -1,0 +1,42 @@
+"""The per-recipe table of #31 from ``benchmarks/recipe_grid.sh``'s files: dali-ba's effective
+images/s over torch-once's, run by run, and the medians.
+
+    .venv/bin/python benchmarks/summarize_recipes.py 'benchmarks/results/recipes-*.json'
+"""
+
+import collections
+import glob
+import json
+import re
+import statistics
+import sys
+
+ORDER = ["imagenet", "trivialaugment", "randaugment", "autoaugment"]
+
+
+def main(pattern: str) -> None:
+    paths = sorted(glob.glob(pattern))
+    if not paths:
+        sys.exit(f"no file matches {pattern!r}")
+    runs = collections.defaultdict(list)  # (recipe, erase, interpolation, M) -> [(dali-ba, torch-once)]
+    for path in paths:
+        match = re.search(r"recipes-(\w+)-erase([\d.]+)-(\w+)-\d+\.json$", path)
+        if match is None:
+            continue
+        results = json.load(open(path))["results"]
+        speed = {(r["loader"], r["aug_repeats"]): r["effective_images_per_s"] for r in results}
+        for m in sorted({m for _, m in speed}):
+            if ("dali-ba", m) in speed and ("torch-once", m) in speed:
+                runs[match.groups() + (m,)].append((speed["dali-ba", m], speed["torch-once", m]))
+    print("| recipe | random_erase | interpolation | M | dali-ba | torch-once | ratio (runs) | ratio median |")
+    print("|---|---:|---|---:|---:|---:|---|---:|")
+    for key in sorted(runs, key=lambda k: (ORDER.index(k[0]), float(k[1]), k[2], k[3])):
+        pairs = runs[key]
+        ratios = [a / b for a, b in pairs]
+        print(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {statistics.median(a for a, _ in pairs):.0f} "
+              f"| {statistics.median(b for _, b in pairs):.0f} | {', '.join(f'{r:.2f}' for r in ratios)} "
+              f"| **{statistics.median(ratios):.2f}** |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/recipes-*.json")
