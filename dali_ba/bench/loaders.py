@@ -26,6 +26,7 @@ from PIL import Image
 from ..recipes import IMAGENET_MEAN, IMAGENET_STD
 from ..sources import SampleIndex
 from ..windows import RRC_RATIO, RRC_SCALE
+from . import peers
 
 #: The recipes the bench runs: those that train on random-resized crops, which every loader has.
 RECIPES = ("imagenet", "trivialaugment", "randaugment", "autoaugment")
@@ -95,6 +96,8 @@ class BenchLoader:
         self.read_wait_s = read_wait_s
         self.variant = variant
         self._release = release
+        #: Returns a state to resume from mid-epoch, where the loader can save one (the peers' own).
+        self.state_dict: Callable[[], dict] | None = None
 
     def close(self) -> None:
         """Ends the batch generator (and with it the epoch under way), then what ``release`` frees."""
@@ -312,10 +315,17 @@ class _Files(torch.utils.data.Dataset):
         label = int(self.labels[i])
         if not self.decode:
             return torch.frombuffer(bytearray(data), dtype=torch.uint8), label, len(data)
-        image = Image.open(io.BytesIO(data)).convert("RGB")
-        if self.repeats == 1:
-            return self.transform(image), label, len(data)
-        return torch.stack([self.transform(image) for _ in range(self.repeats)]), label, len(data)
+        return decoded_item(data, label, self.transform, self.repeats)
+
+
+def decoded_item(data: bytes, label: int, transform, repeats: int):
+    """An encoded image PIL-decoded once and transformed ``repeats`` times: ``(image, label,
+    encoded_bytes)``, the image ``[3,S,S]`` for one repeat, else ``[repeats,3,S,S]``. The work per
+    sample of ``torch-once`` and of the peers (``peers.py``)."""
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    if repeats == 1:
+        return transform(image), label, len(data)
+    return torch.stack([transform(image) for _ in range(repeats)]), label, len(data)
 
 
 class _Counted:
@@ -374,7 +384,9 @@ def _shut_down_workers(loader) -> None:
     loader._iterator = None
 
 
-def _torch_loader(loader, spec: BenchSpec, unique_per_step: int, name: str) -> BenchLoader:
+def _torch_loader(loader, spec: BenchSpec, unique_per_step: int, name: str, release=lambda: None) -> BenchLoader:
+    """A DataLoader (or a peer's) of ``(images, labels, encoded_bytes)`` batches as a BenchLoader;
+    ``release`` runs after its workers are shut down."""
     counted = _Counted()
 
     def epoch():
@@ -384,7 +396,13 @@ def _torch_loader(loader, spec: BenchSpec, unique_per_step: int, name: str) -> B
                 images, labels = images.flatten(0, 1), labels.repeat_interleave(images.shape[1])
             yield _to_device(spec, images, labels)
 
-    return BenchLoader(_forever(epoch, name), counted, unique_per_step, release=lambda: _shut_down_workers(loader))
+    def shut_down():
+        _shut_down_workers(loader)
+        release()
+
+    bench_loader = BenchLoader(_forever(epoch, name), counted, unique_per_step, release=shut_down)
+    bench_loader.state_dict = getattr(loader, "state_dict", None)  # the peers that can save a position
+    return bench_loader
 
 
 def torch_once(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
@@ -446,8 +464,9 @@ class Entry:
     Attributes:
         name: What ``--loaders`` calls it.
         factory: ``factory(index, spec) -> BenchLoader``.
-        reads: The data it reads: ``"folder"`` (the ImageFolder tree), ``"tar copy"`` and
-            ``"Parquet copy"`` (made once from the folder, cached), ``"url"`` (the bench's ``--url``).
+        reads: The data it reads: ``"folder"`` (the ImageFolder tree), ``"tar copy"``,
+            ``"Parquet copy"``, ``"MDS copy"`` and ``"litdata copy"`` (made once from the folder,
+            cached; ``runner.COPIES``), ``"url"`` (the bench's ``--url``).
         what: What it does per step (the CLI's help, the report).
         default_on: The devices (``"cpu"``, ``"cuda"``) where it runs when ``--loaders`` is not given.
         needs_gpu: Only on a CUDA device.
@@ -478,6 +497,13 @@ REGISTRY: dict[str, Entry] = {entry.name: entry for entry in (
     Entry("dali-ba-parquet", dali_ba, "Parquet copy",
           "dali-ba over a Parquet copy in Hugging Face's layout (made once; needs pyarrow)"),
     Entry("dali-ba-url", dali_ba, "url", "dali-ba over --url: tar shards or Parquet files where they live"),
+    Entry("wds", peers.wds, "tar copy", "WebDataset over the tar copy: shard + sample shuffle, PIL decode once, "
+          "M transforms (dali-ba[peers])"),
+    Entry("streaming", peers.streaming, "MDS copy", "MosaicML Streaming over an MDS copy (made once): PIL decode "
+          "once, M transforms (dali-ba[peers])"),
+    Entry("litdata", peers.litdata, "litdata copy", "LitData over an optimized copy (made once): PIL decode once, "
+          "M transforms (dali-ba[peers])"),
+    Entry("wds-url", peers.wds, "url", "WebDataset over --url's tar shards (a curl per shard; dali-ba[peers])"),
 )}
 #: Every loader's name, in the order the help lists them.
 LOADERS = tuple(REGISTRY)

@@ -8,8 +8,10 @@ steps only.
 With ``cold_cache`` every file of the data set (and of its tar and Parquet copies) is evicted from
 the OS page cache right before the timed steps, for every loader alike, so the timed reads come
 from storage; the Parquet source's own row-group cache is emptied too.
-Loaders that read the tar copy (``dali-ba-tar``) get it made once with ``make_shards`` and cached;
-``dali-ba-parquet`` likewise gets a Parquet copy (``write_parquet``, Hugging Face's layout).
+Loaders that read the tar copy (``dali-ba-tar``, ``wds``) get it made once with ``make_shards`` and
+cached; ``dali-ba-parquet`` likewise gets a Parquet copy (``write_parquet``, Hugging Face's
+layout), ``streaming`` an MDS copy and ``litdata`` an optimized one (``peers.py``). A peer whose
+package is not installed is left out with a warning that says how to install it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 from ..config import TrainOptions, resolve_device, resolve_dtype
 from ..sources import SampleIndex, index_tar_shards, make_shards, redact, scan_image_folder
 from ..sources.cache import entry, folder_built_once
+from . import peers
 from .loaders import LOADERS, RECIPES, REGISTRY, BenchSpec, default_loaders, reading
 from .metrics import ProcessTree, Result, make_result
 
@@ -115,6 +118,8 @@ class BenchConfig:
         for name in self.loaders:
             if REGISTRY[name].reads == "url" and not self.url:
                 raise ValueError(f"loader {name} reads the url option (--url): give the tar shards or Parquet files to read")
+            if name == "wds-url" and self.url.rstrip("/").endswith(".parquet"):
+                raise ValueError("loader wds-url reads tar shards, but the url option (--url) names Parquet files")
             if REGISTRY[name].needs_gpu and device.type != "cuda":
                 raise ValueError(f"loader {name} needs a CUDA device; leave it out on a CPU-only machine")
 
@@ -201,6 +206,11 @@ def url_index(url: str, timed: dict | None = None) -> SampleIndex:
 
         return _timed(lambda: index_parquet(url), timed)
     return _timed(lambda: index_tar_shards(url), timed)
+
+
+#: The copies of the bench's data that loaders read (``Entry.reads``), each made once and cached.
+COPIES = {"tar copy": tar_copy, "Parquet copy": parquet_copy, "MDS copy": peers.mds_copy,
+          "litdata copy": peers.litdata_copy}
 
 
 def _made_once(index: SampleIndex, kind: str, write) -> Path:
@@ -355,23 +365,34 @@ def run_bench(config: BenchConfig, progress=None, on_result=None, failures: list
     ``on_result(results)`` is called after each (loader, M), finished or failed, so that a run cut
     short (a time limit on a lent GPU) keeps what it finished.
     """
+    failures = [] if failures is None else failures
+    loaders = []
+    for name in config.loaders:  # a peer whose package is missing is said and left out, not a crash
+        why = peers.missing(name)
+        if why is None:
+            loaders.append(name)
+        else:
+            warnings.warn(why, stacklevel=2)
+            failures.extend(Failure(name, m, why, 0.0) for m in config.aug_repeats)
     start = time.perf_counter()
     index = scan_image_folder(config.data_dir)
     index_s = {None: time.perf_counter() - start}  # per source: the folder, its tar and Parquet copies
     copies = {}  # the tar and Parquet copies, made once and cached on disk
-    for names, copy in ((reading("tar copy"), tar_copy), (reading("Parquet copy"), parquet_copy)):
-        if any(name in names for name in config.loaders):
+    for data, copy in COPIES.items():
+        names = reading(data)
+        if any(name in names for name in loaders):
             timed = {}
             copies.update(dict.fromkeys(names, copy(index, timed=timed)))
             index_s.update(dict.fromkeys(names, timed["index_s"]))
     evict = (*index.files, *(f for copy in copies.values() for f in copy.files)) if config.cold_cache else ()
-    if any(name in reading("url") for name in config.loaders):  # after the evict list: a remote source's reads are its own
+    if any(name in reading("url") for name in loaders):  # after the evict list: a remote source's reads are its own
         timed = {}
         copies.update(dict.fromkeys(reading("url"), url_index(config.url, timed=timed)))
         index_s.update(dict.fromkeys(reading("url"), timed["index_s"]))
-    failures = [] if failures is None else failures
     results = []
     for name, aug_repeats in planned_runs(config):
+        if name not in loaders:
+            continue
         source = copies.get(name, index)
         source.source.clear()  # no run starts with the row groups an earlier one left
         start = time.perf_counter()
