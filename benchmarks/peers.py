@@ -37,17 +37,24 @@ def run_rounds(args) -> None:
     from dali_ba.sources import scan_image_folder
 
     bench = [sys.executable, "-m", "dali_ba", "bench", "-M", args.M, "--steps", str(args.steps)]
+
+    def once(out: str, *options) -> None:  # a rerun keeps what an earlier run finished whole
+        if _finished(Path(out)):
+            print(f"   {out} is there already, every run in it: kept", flush=True)
+        else:
+            subprocess.run(bench + list(options) + ["--export-json", out], check=True)
+
     for r in range(1, args.rounds + 1):
         print(f"== round {r}: on disk", flush=True)
-        subprocess.run(bench + ["--loaders", LOCAL, "--export-json", f"{args.out}/peers-local-{r}.json"], check=True)
+        once(f"{args.out}/peers-local-{r}.json", "--loaders", LOCAL)
         data = json.loads(Path(f"{args.out}/peers-local-{r}.json").read_text())["config"]["data_dir"]
         shards = sorted(Path(p) for p in set(tar_copy(scan_image_folder(data)).files))
+        numbers = [p.name.removeprefix("train-").removesuffix(".tar") for p in shards]
         server = Server(shards[0].parent, args.latency_ms)
         try:
-            url = f"http://127.0.0.1:{server.port}/" + "{" + ",".join(p.name for p in shards) + "}"
+            url = f"http://127.0.0.1:{server.port}/train-{{{numbers[0]}..{numbers[-1]}}}.tar"
             print(f"== round {r}: over a URL, {args.latency_ms} ms a request", flush=True)
-            subprocess.run(bench + ["--loaders", URL, "--url", url, "--export-json", f"{args.out}/peers-url-{r}.json"],
-                           check=True)
+            once(f"{args.out}/peers-url-{r}.json", "--loaders", URL, "--url", url)
         finally:
             server.close()
     print("== the exactness checks", flush=True)
@@ -56,6 +63,15 @@ def run_rounds(args) -> None:
     with tempfile.TemporaryDirectory() as root:
         verdicts = [v.as_dict() for v in check_all(Path(root))]
     Path(f"{args.out}/peers-exactness.json").write_text(json.dumps(verdicts, indent=1) + "\n")
+
+
+def _finished(path: Path) -> bool:
+    """Whether ``path`` holds a bench run with a result for every loader and M it planned (the
+    bench writes its plan first, so a cut or failed run leaves a file too)."""
+    if not path.exists():
+        return False
+    data = json.loads(path.read_text())
+    return len(data["results"]) == len(data["config"]["loaders"]) * len(data["config"]["aug_repeats"])
 
 
 def summarize(out: str, ms: list[int]) -> str:

@@ -3,13 +3,14 @@
 # M transforms on 2 workers) for every auto-augment recipe, with and without erasing, bilinear and
 # bicubic, ROUNDS rounds, the combinations interleaved within a round. Summarize with
 #
-#     .venv/bin/python benchmarks/summarize_recipes.py 'benchmarks/results/recipes-*.json'
+#     .venv/bin/python benchmarks/summarize_recipes.py "$OUT/recipes-*.json"
 #
 #     bash benchmarks/recipe_grid.sh [ROUNDS] [OUT_DIR]
 set -euo pipefail
 ROUNDS=${1:-3}
 OUT=${2:-benchmarks/results}
 PY=${PYTHON:-.venv/bin/python}
+mkdir -p "$OUT"
 COMBOS=(
   "imagenet 0 bilinear"
   "trivialaugment 0 bilinear" "trivialaugment 0.25 bilinear" "trivialaugment 0 bicubic"

@@ -19,8 +19,9 @@ the loaders, not the recipes:
 
 Streaming and LitData cannot read plain HTTP(S): they download whole shards from object stores
 (S3, GCS, Azure, Hugging Face, ...) into a local cache first, so they have no URL variant beside
-the bench's latency server. The peers are optional (``pip install 'dali-ba[peers]'``, which the
-Makefile's ``install-peers`` does); :func:`missing` says which are not installed and how.
+the bench's latency server. The peers are optional: ``pip install 'dali-ba[peers]'`` for
+webdataset and litdata, ``make install-streaming`` for Streaming (its numpy<2.2 pin would take
+numpy back, so it goes in without its pins); :func:`missing` says which are not installed and how.
 
 Every factory takes ``ids=True`` for the exactness checks (``bench/exactness.py``): its batches
 are then the indices of the samples delivered, nothing decoded.
@@ -47,9 +48,15 @@ if TYPE_CHECKING:
 
 #: webdataset's sample shuffle buffer (its README's ``.shuffle(1000)``).
 WDS_SHUFFLE = 1000
-#: The package each peer imports, and how to install them all.
+#: The package each peer imports.
 PACKAGES = {"wds": "webdataset", "wds-url": "webdataset", "streaming": "streaming", "litdata": "litdata"}
-INSTALL = "pip install 'dali-ba[peers]' (make install-peers in a checkout)"
+#: How to install each package.
+INSTALL = {
+    "webdataset": "pip install 'dali-ba[peers]'",
+    "litdata": "pip install 'dali-ba[peers]'",
+    "streaming": "pip install --no-deps mosaicml-streaming==0.13.0 and the packages it imports (make "
+                 "install-streaming in a checkout: its numpy<2.2 pin would take numpy back)",
+}
 
 
 def missing(name: str) -> str | None:
@@ -57,7 +64,7 @@ def missing(name: str) -> str | None:
     package = PACKAGES.get(name)
     if package is None or importlib.util.find_spec(package) is not None:
         return None
-    return f"{name} needs the {package!r} package: {INSTALL}"
+    return f"{name} needs the {package!r} package: {INSTALL[package]}"
 
 
 @dataclass
