@@ -26,3 +26,23 @@ def parse_args(doc: str, *arguments: tuple[tuple[str, ...], dict]) -> argparse.N
 
         args.data_dir = default_dataset()
     return args
+
+
+def median_step_ms(pipe, stage, steps: int, warmup: int = 3) -> float:
+    """Median ms of ``steps`` steps of a DALI ``pipe`` (its next outputs, the next run scheduled,
+    then ``stage(outputs)`` where a torch stage makes the replicas), after ``warmup`` untimed steps."""
+    import time
+
+    import numpy as np
+
+    pipe.schedule_run()
+    times = []
+    for i in range(steps + warmup):
+        start = time.perf_counter()
+        outputs = pipe.outputs()
+        pipe.schedule_run()
+        if stage is not None:
+            stage(outputs)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))

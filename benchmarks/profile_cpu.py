@@ -23,7 +23,7 @@ from unittest import mock
 import numpy as np
 from nvidia.dali import fn, types
 
-from common import parse_args
+from common import median_step_ms, parse_args
 
 from dali_ba import ImageFolderLoader
 from dali_ba.sources import scan_image_folder
@@ -95,19 +95,11 @@ def time_pipeline(files, steps, *, recipe=IMAGENET, m, dtype=types.FLOAT, roi_de
             resampler._buffers = FreshBuffers(resampler._buffers._shape, resampler._buffers._dtype)
     # The workers start on the first batch, so the patch must hold while the steps run.
     with mock.patch.object(torch_stage, "one_intra_op_thread", lambda: None) if ablate == "threads" else mock.MagicMock():
-        pipe.schedule_run()
-        times = []
-        for i in range(steps + 3):
-            start = time.perf_counter()
-            outputs = pipe.outputs()
-            pipe.schedule_run()
+        try:
+            return median_step_ms(pipe, resampler, steps)
+        finally:
             if resampler is not None:
-                resampler(outputs)
-            if i >= 3:
-                times.append(time.perf_counter() - start)
-    if resampler is not None:
-        resampler.close()
-    return 1000 * float(np.median(times))
+                resampler.close()
 
 
 def time_loader(root, threads, steps):

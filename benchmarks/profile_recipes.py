@@ -24,13 +24,12 @@ DALI`` (B*M replicas a step). Variants run interleaved for ``--rounds`` rounds.
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 from nvidia.dali import types
 from nvidia.dali.auto_aug import trivial_augment
 
-from common import parse_args
+from common import median_step_ms, parse_args
 
 from dali_ba.pipeline import build_pipeline
 from dali_ba.policies import Policy
@@ -84,19 +83,11 @@ def time_pipeline(files, steps, *, recipe, m, resample="dali", torch_stage=True,
     if resample == "torch" and torch_stage:
         policy = Policy(recipe.policy, size=SIZE, interpolation=interpolation) if recipe.policy else None
         stage = TorchResampler(spec, aug_repeats=m, batch_size=B, mean=recipe.mean, std=recipe.std, threads=2, policy=policy)
-    pipe.schedule_run()
-    times = []
-    for i in range(steps + 3):
-        start = time.perf_counter()
-        outputs = pipe.outputs()
-        pipe.schedule_run()
+    try:
+        return median_step_ms(pipe, stage, steps)
+    finally:
         if stage is not None:
-            stage(outputs)
-        if i >= 3:
-            times.append(time.perf_counter() - start)
-    if stage is not None:
-        stage.close()
-    return 1000 * float(np.median(times))
+            stage.close()
 
 
 def main():

@@ -108,8 +108,6 @@ def dali_ba_run(index: SampleIndex, rank: int, world: int, state: dict | None, w
 def wds_run(index: SampleIndex, rank: int, world: int, state: dict | None, workers: int) -> Run:
     import webdataset
 
-    if state is not None:
-        raise _NoState("webdataset has no state to save or load: an interrupted epoch starts over")
     with _environment(RANK=str(rank), WORLD_SIZE=str(world)):
         return _from_bench_loader(peers.wds(index, _spec(workers), ids=True,
                                             nodesplitter=webdataset.split_by_node if world > 1 else None))
