@@ -6,9 +6,10 @@ here, then is normalized. The policies are torchvision's, not look-alikes: the o
 magnitudes come from torchvision's own classes (``_augmentation_space``, ``policies``), the draws
 follow their ``forward`` (an op uniformly, a magnitude bin uniformly or RandAugment's fixed one,
 a sign by a coin, AutoAugment's sub-policy and probabilities), and each op is torchvision's
-``_apply_op`` on a PIL image, the path torchvision's reference recipes run. PIL's ops run in C
-with the interpreter lock released, several times faster on a CPU than DALI's ``auto_aug`` ops
-or torchvision's tensor ops (``benchmarks/README.md``, "The recipes on the CPU").
+``_apply_op`` on a PIL image, the path torchvision's reference recipes run, or ``pil_ops``'s numpy
+copy of it, byte for byte, where that is faster. PIL's ops run in C with the interpreter lock
+released, several times faster on a CPU than DALI's ``auto_aug`` ops or torchvision's tensor ops
+(``benchmarks/README.md``, "The recipes on the CPU").
 
 Draws come from a ``numpy`` generator that the resample stage seeds from the loader's seed and
 shard, so the same seed gives the same replicas. On a GPU the recipes stay in DALI (``recipes.py``).
@@ -20,6 +21,8 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image
+
+from . import pil_ops
 
 #: The recipes with a policy here, and the torchvision class that is each.
 POLICIES = ("trivialaugment", "randaugment", "autoaugment")
@@ -92,43 +95,19 @@ class Policy:
         return ops
 
     def apply(self, image: np.ndarray, ops: Sequence[Op]) -> np.ndarray:
-        """``image`` (uint8 ``HWC``) with ``ops`` applied by torchvision's ``_apply_op`` on PIL,
-        as a new uint8 ``HWC`` array (``image`` itself where no op changes it)."""
+        """``image`` (uint8 ``HWC``) with ``ops`` applied as torchvision's ``_apply_op`` on PIL
+        applies them, as a new uint8 ``HWC`` array (``image`` itself where no op changes it).
+        The ops that ``pil_ops`` computes to PIL's bytes skip PIL."""
         picture = None  # the image as PIL holds it, while PIL's ops run
         for op, magnitude in ops:
             if op == "Identity":
                 continue
-            exact = _EXACT.get(op)
-            if exact is not None:
-                image = exact(np.asarray(picture) if picture is not None else image, magnitude)
-                picture = None
+            made = pil_ops.apply(np.asarray(picture) if picture is not None else image, op, magnitude)
+            if made is not None:
+                image, picture = made, None
             else:
                 picture = self._apply_op(picture if picture is not None else Image.fromarray(image), op,
                                          magnitude, interpolation=self._interpolation, fill=None)
         if picture is not None:
             image = np.array(picture)  # writable, as torch wants the arrays it wraps
         return image
-
-
-# Ops whose PIL result is computed here to the bit, 30 times faster: PIL's generic transform sends
-# a whole-pixel translation through its bilinear or bicubic filter, at the cost of a rotation
-# (``benchmarks/README.md``, "The recipes on the CPU"). ``tests/test_policies.py`` checks each
-# against torchvision's ``_apply_op`` on PIL, pixel for pixel.
-
-
-def _translate(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """``image`` moved by whole pixels, the uncovered part black: ``F.affine(translate=[dx, dy])``,
-    whatever the filter (each output pixel falls on an input pixel)."""
-    out = np.zeros_like(image)
-    h, w = image.shape[:2]
-    if abs(dx) < w and abs(dy) < h:
-        out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-            image[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
-    return out
-
-
-_EXACT = {
-    # torchvision's _apply_op translates by int(magnitude)
-    "TranslateX": lambda image, magnitude: _translate(image, int(magnitude), 0),
-    "TranslateY": lambda image, magnitude: _translate(image, 0, int(magnitude)),
-}

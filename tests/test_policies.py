@@ -11,6 +11,7 @@ from torchvision.transforms import autoaugment as aa
 
 from conftest import SMALL
 from dali_ba import ImageFolderLoader
+from dali_ba import pil_ops
 from dali_ba.policies import Policy
 from dali_ba.recipes import IMAGENET_MEAN, IMAGENET_STD
 from dali_ba.synthetic import natural_image
@@ -109,6 +110,35 @@ def test_translations_made_without_pil_are_pils_to_the_pixel(interpolation):
         chains = [[(op, 7.6), ("Solarize", 100.0)], [("Rotate", 12.0), (op, -9.3)], [(op, 3.0), (op, -5.0)]]
         for ops in chains:
             assert np.array_equal(policy.apply(image, ops), torchvision(image, ops)), ops
+
+
+def test_the_ops_made_in_numpy_are_pils_to_the_pixel():
+    """Every op ``pil_ops`` computes, at every magnitude of the three policies' spaces and both
+    signs, on photos, odd sizes, a strided view, a flat image and one smaller than PIL's 3x3 filter."""
+    rng = np.random.default_rng(5)
+    flat = np.full((20, 30, 3), 77, np.uint8)
+    flat[3, 4] = 200
+    images = [natural_image(rng, 64, 64), natural_image(rng, 37, 51), natural_image(rng, 96, 80)[:, ::2], flat,
+              natural_image(rng, 2, 9)]
+    spaces = [aa.TrivialAugmentWide()._augmentation_space(31), aa.RandAugment()._augmentation_space(31, (64, 64)),
+              aa.AutoAugment()._augmentation_space(10, (64, 64))]
+    checked = set()
+    for space in spaces:
+        for op, (magnitudes, signed) in space.items():
+            values = [float(m) for m in magnitudes.reshape(-1)] if magnitudes.ndim else [0.0]
+            for value in values + [-v for v in values] if signed else values:
+                for image in images:
+                    made = pil_ops.apply(image, op, value)
+                    if made is None:
+                        continue
+                    expected = aa._apply_op(Image.fromarray(np.ascontiguousarray(image)), op, value,
+                                            InterpolationMode.BILINEAR, None)
+                    assert np.array_equal(made, np.asarray(expected)), (op, value, image.shape)
+                    checked.add(op)
+    assert checked == {"TranslateX", "TranslateY", "Sharpness", "Posterize", "Solarize"}
+    for threshold in (0.0, 0.5, 254.5, 255.0, 300.0):  # Solarize's edges, beyond the spaces' magnitudes
+        expected = aa._apply_op(Image.fromarray(images[0]), "Solarize", threshold, InterpolationMode.BILINEAR, None)
+        assert np.array_equal(pil_ops.apply(images[0], "Solarize", threshold), np.asarray(expected)), threshold
 
 
 def denormalized(images: torch.Tensor) -> torch.Tensor:
