@@ -1,5 +1,6 @@
-"""A lead for #31, not a shipped path: PIL's bilinear ``ShearX`` (torchvision's ``_apply_op``)
-rebuilt in numpy, checked pixel for pixel against PIL and timed against it.
+"""PIL's bilinear ``ShearX`` (torchvision's ``_apply_op``) rebuilt in numpy pixel by pixel, checked
+against PIL and timed against it: exact, but five times slower than PIL. It shows why the shipped
+shear (``dali_ba/pil_ops.py``, ``_shear``) blends whole lines with one weight a line instead.
 
     .venv/bin/python benchmarks/shear_probe.py
 

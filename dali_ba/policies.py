@@ -97,12 +97,13 @@ class Policy:
     def apply(self, image: np.ndarray, ops: Sequence[Op]) -> np.ndarray:
         """``image`` (uint8 ``HWC``) with ``ops`` applied as torchvision's ``_apply_op`` on PIL
         applies them, as a new uint8 ``HWC`` array (``image`` itself where no op changes it).
-        The ops that ``pil_ops`` computes to PIL's bytes skip PIL."""
+        The ops that ``pil_ops`` computes skip PIL: to its bytes, or the shears to within one level."""
         picture = None  # the image as PIL holds it, while PIL's ops run
         for op, magnitude in ops:
             if op == "Identity":
                 continue
-            made = pil_ops.apply(np.asarray(picture) if picture is not None else image, op, magnitude)
+            made = pil_ops.apply(np.asarray(picture) if picture is not None else image, op, magnitude,
+                                 self._interpolation.value)
             if made is not None:
                 image, picture = made, None
             else:

@@ -74,7 +74,7 @@ def test_randaugment_takes_two_ops_at_its_magnitude():
             assert abs(magnitude) == (round(float(magnitudes[15]), 4) if magnitudes.ndim else 0.0)
 
 
-@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
 def test_each_op_is_torchvisions_on_pil(interpolation):
     image = natural_image(np.random.default_rng(3), 48, 40)
     policy = Policy("trivialaugment", size=48, interpolation=interpolation)
@@ -82,7 +82,11 @@ def test_each_op_is_torchvisions_on_pil(interpolation):
         magnitude = float(magnitudes[20]) if magnitudes.ndim else 0.0
         for value in (magnitude, -magnitude) if signed else (magnitude,):
             expected = np.asarray(aa._apply_op(Image.fromarray(image), op, value, InterpolationMode(interpolation), None))
-            assert np.array_equal(policy.apply(image, [(op, value)]), expected), (op, value)
+            made = policy.apply(image, [(op, value)])
+            if op in pil_ops.WITHIN_ONE and interpolation == "bilinear":  # numpy's shears, to within one level
+                assert np.abs(made.astype(int) - expected).max() <= 1, (op, value)
+            else:
+                assert np.array_equal(made, expected), (op, value)
 
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
@@ -128,17 +132,47 @@ def test_the_ops_made_in_numpy_are_pils_to_the_pixel():
             values = [float(m) for m in magnitudes.reshape(-1)] if magnitudes.ndim else [0.0]
             for value in values + [-v for v in values] if signed else values:
                 for image in images:
-                    made = pil_ops.apply(image, op, value)
-                    if made is None:
+                    if op not in pil_ops.EXACT:
                         continue
+                    made = pil_ops.apply(image, op, value)
                     expected = aa._apply_op(Image.fromarray(np.ascontiguousarray(image)), op, value,
                                             InterpolationMode.BILINEAR, None)
                     assert np.array_equal(made, np.asarray(expected)), (op, value, image.shape)
                     checked.add(op)
-    assert checked == {"TranslateX", "TranslateY", "Sharpness", "Posterize", "Solarize"}
+    assert checked == pil_ops.EXACT
     for threshold in (0.0, 0.5, 254.5, 255.0, 300.0):  # Solarize's edges, beyond the spaces' magnitudes
         expected = aa._apply_op(Image.fromarray(images[0]), "Solarize", threshold, InterpolationMode.BILINEAR, None)
         assert np.array_equal(pil_ops.apply(images[0], "Solarize", threshold), np.asarray(expected)), threshold
+
+
+def test_the_shears_made_in_numpy_are_pils_to_within_one_level():
+    """ShearX and ShearY at every magnitude of the three spaces, both signs, shifts past the image,
+    on photos, odd sizes and a strided view: at most one level from PIL, at under 2% of the values,
+    and 10 times closer to PIL than torchvision's own tensor back-end (on every fifth magnitude)."""
+    rng = np.random.default_rng(6)
+    images = [natural_image(rng, 64, 64), natural_image(rng, 37, 51), natural_image(rng, 96, 80)[:, ::2]]
+    magnitudes = set()
+    for space in (aa.TrivialAugmentWide()._augmentation_space(31), aa.RandAugment()._augmentation_space(31, (64, 64)),
+                  aa.AutoAugment()._augmentation_space(10, (64, 64))):
+        magnitudes |= {float(m) for m in space["ShearX"][0]}
+    values = sorted(magnitudes | {-m for m in magnitudes} | {3.0, -60.0})
+    assert pil_ops.WITHIN_ONE == {"ShearX", "ShearY"}
+    for op in sorted(pil_ops.WITHIN_ONE):
+        ours, tensor = [], []
+        for value in values:
+            for image in images:
+                contiguous = np.ascontiguousarray(image)
+                expected = np.asarray(aa._apply_op(Image.fromarray(contiguous), op, value,
+                                                   InterpolationMode.BILINEAR, None)).astype(int)
+                difference = np.abs(pil_ops.apply(image, op, value).astype(int) - expected)
+                assert difference.max() <= 1 and (difference > 0).mean() < 0.02, (op, value, image.shape)
+                ours.append(difference.mean())
+                if len(ours) % 5:
+                    continue
+                theirs = aa._apply_op(torch.from_numpy(contiguous).permute(2, 0, 1), op, value,
+                                      InterpolationMode.BILINEAR, None)
+                tensor.append(np.abs(theirs.permute(1, 2, 0).numpy().astype(int) - expected).mean())
+        assert np.mean(ours) * 10 < np.mean(tensor), (op, np.mean(ours), np.mean(tensor))
 
 
 def denormalized(images: torch.Tensor) -> torch.Tensor:
