@@ -26,10 +26,10 @@ To within one level at under 1% of the values (``WITHIN_ONE``):
   50 times further from PIL on the same op (mean difference 0.35 to 0.56 on a 224 px photo,
   against under 0.01).
 
-The other ops stay with PIL (``None``). Each was measured no faster in numpy: Brightness,
-AutoContrast and Contrast as lookup tables, Color, Equalize, and Rotate's generic transform
-rebuilt in float64 per pixel (2.5 to 6 times PIL's time). ``benchmarks/README.md``, "The recipes
-on the CPU", has the figures.
+The other ops stay with PIL (``None``); none was measurably faster in numpy among the stage's
+other work: Brightness, AutoContrast and Contrast as lookup tables, Color, Equalize, and the
+generic affine transform behind Rotate rebuilt in float64 per pixel (2.5 to 6.5 times PIL's
+time). ``benchmarks/README.md``, "The recipes on the CPU", has the figures.
 """
 
 from __future__ import annotations
