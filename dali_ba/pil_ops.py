@@ -12,7 +12,8 @@ Byte for byte (``EXACT``):
 - TranslateX and TranslateY are slice copies. torchvision translates by ``int(magnitude)``, so
   every output pixel of PIL's bilinear or bicubic transform lands on an input pixel, and PIL's
   filter costs the price of a rotation for nothing.
-- Posterize is a mask (``ImageOps.posterize``), Solarize an exclusive or (``ImageOps.solarize``).
+- Posterize is a mask (``ImageOps.posterize``), Solarize an exclusive or (``ImageOps.solarize``),
+  Invert a bitwise not (``ImageOps.invert``).
 - Sharpness (``ImageEnhance.Sharpness``) blends the image with PIL's ``SMOOTH`` filter, the blend
   in float32 as ``Image.blend``. PIL sums the filter in float32 too, but the exact sum divided by
   13 is never within 1/26 of a rounding boundary, far more than float32's error, so integer
@@ -168,7 +169,7 @@ def _blend(degenerate: np.ndarray, image: np.ndarray, alpha: float) -> np.ndarra
 
 
 #: The ops computed here to PIL's bytes, and those to within one level.
-EXACT = frozenset({"TranslateX", "TranslateY", "Posterize", "Solarize", "Sharpness"})
+EXACT = frozenset({"TranslateX", "TranslateY", "Posterize", "Solarize", "Invert", "Sharpness"})
 WITHIN_ONE = frozenset({"ShearX", "ShearY"})
 
 _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
@@ -180,4 +181,5 @@ _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "Sharpness": _sharpness,
     "Posterize": _posterize,
     "Solarize": _solarize,
+    "Invert": lambda image, magnitude: np.bitwise_not(image),
 }
