@@ -17,7 +17,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .recipes import INTERPOLATION, RECIPES
+from .recipes import INTERPOLATION, RECIPES, recipe_named
+from .timm_augment import is_rand_augment
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 ON_ERROR = ("raise", "skip")
@@ -186,11 +187,10 @@ class TrainOptions(ReadOptions):
             _check_positive_int("shuffle_window", self.shuffle_window)
         if self.epoch_samples is not None and not callable(self.epoch_samples):
             _check_positive_int("epoch_samples", self.epoch_samples)
-        if self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, but got {self.recipe!r}")
+        recipe = recipe_named(self.recipe)  # its error names recipe
         if self.resample not in RESAMPLE:
             raise ValueError(f"resample must be 'auto', 'dali' or 'torch', but got {self.resample!r}")
-        if self.resample == "torch" and not RECIPES[self.recipe].resample_in_torch:
+        if self.resample == "torch" and not recipe.resample_in_torch:
             torch_recipes = ", ".join(name for name, recipe in RECIPES.items() if recipe.resample_in_torch)
             raise ValueError(
                 f"resample='torch' makes the replicas of the recipes that start with a random-resized crop "
@@ -212,7 +212,9 @@ class TrainOptions(ReadOptions):
         if self.seed is not None:
             if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
                 raise ValueError(f"seed must be None or an int in [0, 2**63), but got {self.seed!r}")
-        self.resolve_resample(resolve_device(self.device))
+        if self.resolve_resample(resolve_device(self.device)) == "dali" and is_rand_augment(self.recipe):
+            raise ValueError(f"recipe {self.recipe!r} (timm's RandAugment) runs on the CPU path only (device='cpu', "
+                             f"resample 'auto' or 'torch'): DALI has no timm ops; on a GPU use 'randaugment'")
 
     def loader_options(self) -> dict:
         """The keyword arguments of a loader that trains this way."""
@@ -233,7 +235,7 @@ class TrainOptions(ReadOptions):
         if self.resample == "torch" and device.type != "cpu":
             raise ValueError(f"resample='torch' runs on the CPU only, but device is {str(device)!r}; use resample='auto' or 'dali'")
         if self.resample == "auto":
-            return "torch" if device.type == "cpu" and RECIPES[self.recipe].resample_in_torch else "dali"
+            return "torch" if device.type == "cpu" and recipe_named(self.recipe).resample_in_torch else "dali"
         return self.resample
 
     @property

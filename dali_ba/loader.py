@@ -29,8 +29,9 @@ from .order import EpochCursor, EpochPlan
 from .pipeline import build_pipeline
 from .policies import Policy
 from .reader import Batch, ReadAhead
-from .recipes import RECIPES, OutputSpec
+from .recipes import OutputSpec, recipe_named
 from .resample import TorchResampler
+from .timm_augment import TimmRandAugment, is_rand_augment
 from .sources import SampleIndex, index_tar_shards, read_file_list, scan_image_folder
 
 _DALI_DTYPES = {torch.float32: types.FLOAT, torch.float16: types.FLOAT16}
@@ -143,7 +144,7 @@ class BatchAugmentLoader:
         self._num_threads = config.num_threads or default_num_threads(self.device)
         #: Where the replicas are made: ``"dali"`` (in the pipeline) or ``"torch"`` (CPU, ``resample.py``).
         self.resample = config.resolve_resample(self.device)
-        recipe = RECIPES[config.recipe].with_magnitude(config.ra_magnitude)
+        recipe = recipe_named(config.recipe).with_magnitude(config.ra_magnitude)
         #: Whether this loader decodes only the windows' union (``roi_decode`` resolved on its device).
         self.roi_decode, gpu_options = (
             region_decode_plan(config.roi_decode, self.device) if recipe.windowed else (False, {})
@@ -162,8 +163,12 @@ class BatchAugmentLoader:
         # Augmentation draws differ per shard; the order (plan) is shared.
         dali_seed = int(np.random.SeedSequence([config.seed, config.shard_id]).generate_state(1)[0] % 2**31)
         if self.resample == "torch":
-            policy = (Policy(recipe.policy, size=config.image_size, interpolation=config.interpolation,
-                             magnitude=recipe.magnitude) if recipe.policy else None)
+            policy = None
+            if is_rand_augment(recipe.name):  # timm's RandAugment
+                policy = TimmRandAugment(recipe.name, mean=recipe.mean, interpolation=config.interpolation)
+            elif recipe.policy:  # torchvision's
+                policy = Policy(recipe.policy, size=config.image_size, interpolation=config.interpolation,
+                                magnitude=recipe.magnitude)
             finish = TorchResampler(self._spec, aug_repeats=config.aug_repeats, batch_size=config.batch_size,
                                     mean=recipe.mean, std=recipe.std, threads=self._num_threads, policy=policy,
                                     seed=dali_seed)

@@ -135,8 +135,10 @@ def _solarize(image, magnitude):  # ImageOps.solarize: i < threshold stays, else
     return image ^ np.negative(flipped.view(np.uint8))
 
 
-def _sharpness(image, magnitude):  # ImageEnhance.Sharpness: a blend with ImageFilter.SMOOTH
-    return _blend(_smooth(image), image, 1.0 + magnitude)
+def enhance_sharpness(image: np.ndarray, factor: float) -> np.ndarray:
+    """``ImageEnhance.Sharpness(image).enhance(factor)``: a blend with ``ImageFilter.SMOOTH``, to
+    PIL's bytes (timm's RandAugment calls it with the factor itself)."""
+    return _blend(_smooth(image), image, factor)
 
 
 def _smooth(image: np.ndarray) -> np.ndarray:
@@ -178,7 +180,7 @@ _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "TranslateY": lambda image, magnitude: _translate(image, 0, int(magnitude)),
     "ShearX": lambda image, magnitude: _shear(image, magnitude, 1),
     "ShearY": lambda image, magnitude: _shear(image, magnitude, 0),
-    "Sharpness": _sharpness,
+    "Sharpness": lambda image, magnitude: enhance_sharpness(image, 1.0 + magnitude),  # torchvision adds 1
     "Posterize": _posterize,
     "Solarize": _solarize,
     "Invert": lambda image, magnitude: np.bitwise_not(image),

@@ -242,3 +242,31 @@ RECIPES: dict[str, Recipe] = {
         Recipe("val", val),
     )
 }
+
+
+def _dali_has_no(name: str) -> Callable:
+    def refuse(images, spec, window=None):
+        raise ValueError(f"recipe {name!r} (timm's RandAugment) runs on the CPU path only: DALI has no timm ops; "
+                         f"use device='cpu', or 'randaugment' (torchvision's) on a GPU")
+    return refuse
+
+
+def recipe_named(name: str) -> Recipe:
+    """The recipe users call ``name``: one of ``RECIPES``, or timm's RandAugment written in its
+    grammar (``"rand-m9-mstd0.5-inc1"``: the crop and flip, then ``timm_augment``'s policy, on the
+    CPU path only).
+
+    Raises:
+        ValueError: naming ``recipe`` and what it can be.
+    """
+    from .timm_augment import is_rand_augment, parse
+
+    if not isinstance(name, str):
+        raise ValueError(f"recipe must be a str, but got {name!r}")
+    if name in RECIPES:
+        return RECIPES[name]
+    if is_rand_augment(name):
+        parse(name)  # its errors name the recipe and the section
+        return Recipe(name, _dali_has_no(name), windowed=True, resample_in_torch=True, policy=name)
+    raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, or timm's RandAugment "
+                     f"('rand-m9-mstd0.5-inc1'), but got {name!r}")

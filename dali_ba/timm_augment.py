@@ -1,0 +1,207 @@
+"""timm's RandAugment on the CPU path: ``recipe="rand-m9-mstd0.5-inc1"``, drawn as timm draws it.
+
+Part of the resample stage (``resample.py``), beside ``policies.py``: a replica of a recipe named
+in timm's RandAugment grammar (``timm.data.rand_augment_transform``, the ``--aa`` of timm's
+``train.py``) is cut out, resized and flipped by torch, then gets timm's ops here. The draws
+follow timm 1.0's ``RandAugment`` and ``AugmentOp``:
+
+- ``n`` ops a replica (default 2), chosen uniformly with replacement from timm's 15
+  (``_RAND_TRANSFORMS``; ``inc1``: the "increasing" variants of Posterize, Solarize, Color,
+  Contrast, Brightness and Sharpness);
+- each applied with probability ``p`` (default 0.5);
+- its magnitude ``m`` (default 10) with Gaussian noise of ``mstd`` (uniform on ``[0, m]`` above
+  100), clipped to ``[0, mmax]`` (default 10), then mapped to the op's arguments as timm maps
+  them, the sign of the signed ones by a coin.
+
+The ops are timm's own functions on PIL (``timm.data.auto_augment.NAME_TO_OP``), with the fill
+colour timm's ``transforms_factory`` gives them (the recipe's mean, 0-255) and the loader's
+``interpolation``. Posterize, Solarize, Invert and Sharpness skip PIL (``pil_ops``, to PIL's bytes).
+One departure, named: timm 1.0.31's ``PosterizeIncreasing`` at the clipped magnitude 10 asks
+Pillow for 0 bits, which Pillow 13 refuses; here 0 bits keep no bit (black), as Pillow before 13
+gave. The draws come from the resample stage's seeded generator, so the same seed gives the same
+replicas. On a GPU (DALI's path) these recipes are refused by name (``TrainOptions``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from . import pil_ops
+
+#: timm's RandAugment ops (``_RAND_TRANSFORMS``), and the ``inc1`` set (``_RAND_INCREASING_TRANSFORMS``).
+TRANSFORMS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
+              "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel")
+INCREASING = tuple(f"{op}Increasing" if op in ("Posterize", "Solarize", "Color", "Contrast", "Brightness", "Sharpness")
+                   else op for op in TRANSFORMS)
+#: timm's level scale (``_LEVEL_DENOM``): a magnitude of 10 is an op's strongest.
+LEVELS = 10.0
+#: An op and its arguments, as timm's op function takes them.
+Op = tuple[str, tuple]
+
+
+def is_rand_augment(recipe: str) -> bool:
+    """Whether ``recipe`` is written in timm's RandAugment grammar (``rand-...``)."""
+    return isinstance(recipe, str) and (recipe == "rand" or recipe.startswith("rand-"))
+
+
+@dataclass(frozen=True)
+class RandConfig:
+    """A ``rand-...`` string's settings, with timm's defaults."""
+
+    magnitude: int = 10
+    num_ops: int = 2
+    magnitude_std: float = 0.0
+    magnitude_max: float = LEVELS
+    increasing: bool = False
+    prob: float = 0.5
+
+
+def parse(recipe: str) -> RandConfig:
+    """``rand-m{M}-n{N}-mstd{S}-mmax{X}-inc{0|1}-p{P}`` as timm's ``rand_augment_transform`` reads it.
+
+    Raises:
+        ValueError: naming ``recipe`` and the section it cannot take: an unknown key, a value that
+            is not a number, or timm's ``t...`` transform sets (not offered here).
+    """
+    sections = recipe.split("-")
+    if sections[0] != "rand":
+        raise ValueError(f"recipe {recipe!r} is not timm's RandAugment grammar (rand-m9-mstd0.5-inc1)")
+    values = {}
+    for section in sections[1:]:
+        if section.startswith("t"):
+            raise ValueError(f"recipe {recipe!r}: timm's transform sets ({section!r}) are not offered; "
+                             f"leave the section out for timm's default 15 ops")
+        match = re.fullmatch(r"(\D*)(\d.*)", section)
+        if match is None:
+            continue  # timm skips a section without a number
+        key, value = match.groups()
+        pattern = r"\d+" if key in ("m", "n", "mmax", "inc") else r"\d+(\.\d*)?"
+        if key not in ("m", "n", "mstd", "mmax", "inc", "p") or not re.fullmatch(pattern, value):
+            raise ValueError(f"recipe {recipe!r}: section {section!r} is not one of timm's RandAugment settings "
+                             f"m<int>, n<int>, mstd<float>, mmax<int>, inc<0|1>, p<float>")
+        values[key] = float(value)
+    config = RandConfig(
+        magnitude=int(values.get("m", 10)), num_ops=int(values.get("n", 2)),
+        magnitude_std=math.inf if values.get("mstd", 0.0) > 100 else values.get("mstd", 0.0),
+        magnitude_max=int(values["mmax"]) if "mmax" in values else LEVELS,
+        increasing=bool(int(values.get("inc", 0))), prob=values.get("p", 0.5),
+    )
+    if config.num_ops < 1 or config.magnitude < 0 or config.magnitude_std < 0 or not 0 <= config.prob <= 1:
+        raise ValueError(f"recipe {recipe!r}: needs n >= 1, m >= 0, mstd >= 0 and p in [0, 1]")
+    return config
+
+
+class TimmRandAugment:
+    """timm's RandAugment for replicas, with the interface of ``policies.Policy``.
+
+    Args:
+        recipe: The ``rand-...`` string.
+        mean: The recipe's per-channel mean (0-1): timm fills with it, rounded to 0-255.
+        interpolation: ``"bilinear"``, ``"bicubic"`` or ``"nearest"``: the geometric ops' filter, as
+            timm's ``train.py`` passes its ``--train-interpolation`` (``random`` is not offered).
+    """
+
+    def __init__(self, recipe: str, *, mean: Sequence[float], interpolation: str = "bilinear"):
+        self.name = recipe
+        self.config = parse(recipe)
+        self._ops = INCREASING if self.config.increasing else TRANSFORMS
+        self._fill = tuple(min(255, round(255 * x)) for x in mean)  # timm's transforms_factory
+        self._resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[interpolation]
+        self._functions = None  # timm's op functions, imported on first use
+
+    def draw(self, rng: np.random.Generator, count: int) -> list[list[Op]]:
+        """The ops of ``count`` replicas, each a list of ``(op, arguments)`` in the order to apply."""
+        return [self._draw_one(rng) for _ in range(count)]
+
+    def _draw_one(self, rng: np.random.Generator) -> list[Op]:
+        config, ops = self.config, []
+        for index in rng.integers(len(self._ops), size=config.num_ops):  # RandAugment.__call__
+            if config.prob < 1.0 and rng.random() > config.prob:  # AugmentOp.__call__
+                continue
+            magnitude = float(config.magnitude)
+            if config.magnitude_std == math.inf:
+                magnitude = rng.uniform(0, magnitude)
+            elif config.magnitude_std > 0:
+                magnitude = rng.normal(magnitude, config.magnitude_std)
+            magnitude = max(0.0, min(magnitude, config.magnitude_max or LEVELS))
+            name = self._ops[index]
+            ops.append((name, _arguments(name, magnitude, rng)))
+        return ops
+
+    def apply(self, image: np.ndarray, ops: Sequence[Op]) -> np.ndarray:
+        """``image`` (uint8 ``HWC``) with ``ops`` applied by timm's op functions (or ``pil_ops``'s
+        copies of them), as a new uint8 ``HWC`` array (``image`` itself where no op changes it)."""
+        picture = None
+        for name, arguments in ops:
+            made = _skip_pil(np.asarray(picture) if picture is not None else image, name, arguments)
+            if made is not None:
+                image, picture = made, None
+                continue
+            function = self._timm_functions()[name]
+            picture = function(picture if picture is not None else Image.fromarray(image), *arguments,
+                               fillcolor=self._fill, resample=self._resample)
+        if picture is not None:
+            image = np.array(picture)  # writable, as torch wants the arrays it wraps
+        return image
+
+    def _timm_functions(self) -> dict:
+        if self._functions is None:
+            try:
+                from timm.data.auto_augment import NAME_TO_OP
+            except ImportError as error:
+                raise ImportError(f"recipe {self.name!r} applies timm's own RandAugment ops, and timm is not "
+                                  f"installed: pip install 'dali-ba[timm]'") from error
+            self._functions = NAME_TO_OP
+        return self._functions
+
+
+def _arguments(name: str, magnitude: float, rng: np.random.Generator) -> tuple:
+    """timm's ``LEVEL_TO_ARG[name](magnitude)``: the op's arguments, signed ones by a coin."""
+    level = magnitude / LEVELS
+    base = name.removesuffix("Increasing")
+
+    def signed(value: float) -> float:  # timm's _randomly_negate
+        return -value if rng.random() > 0.5 else value
+
+    if name in ("AutoContrast", "Equalize", "Invert"):
+        return ()
+    if name == "Rotate":
+        return (signed(level * 30.0),)
+    if name in ("ShearX", "ShearY"):
+        return (signed(level * 0.3),)
+    if name in ("TranslateXRel", "TranslateYRel"):
+        return (signed(level * 0.45),)
+    if base in ("Color", "Contrast", "Brightness", "Sharpness"):
+        return (max(0.1, 1.0 + signed(level * 0.9)),) if name != base else (level * 1.8 + 0.1,)
+    if base == "Posterize":
+        bits = int(level * 4)
+        return (4 - bits,) if name != base else (bits,)
+    if base == "Solarize":
+        threshold = min(256, int(level * 256))
+        return (256 - threshold,) if name != base else (threshold,)
+    if name == "SolarizeAdd":
+        return (min(128, int(level * 110)),)
+    raise ValueError(f"{name!r} is not one of timm's RandAugment ops")
+
+
+def _skip_pil(image: np.ndarray, name: str, arguments: tuple) -> np.ndarray | None:
+    """The ops whose PIL result ``pil_ops`` computes to the byte, or ``None``."""
+    base = name.removesuffix("Increasing")
+    if base == "Posterize":  # timm: 8 bits or more keep the image
+        (bits,) = arguments
+        if bits >= 8:
+            return image
+        return np.zeros_like(image) if bits <= 0 else pil_ops.apply(image, "Posterize", bits)
+    if base == "Solarize":
+        return pil_ops.apply(image, "Solarize", arguments[0])
+    if name == "Invert":
+        return pil_ops.apply(image, "Invert", 0.0)
+    if base == "Sharpness":
+        return pil_ops.enhance_sharpness(image, arguments[0])
+    return None
