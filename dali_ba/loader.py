@@ -31,8 +31,8 @@ from .policies import Policy
 from .reader import Batch, ReadAhead
 from .recipes import OutputSpec, recipe_named
 from .resample import TorchResampler
-from .timm_augment import TimmRandAugment, is_rand_augment
 from .sources import SampleIndex, index_tar_shards, read_file_list, scan_image_folder
+from .timm_augment import TimmRandAugment, is_rand_augment
 
 _DALI_DTYPES = {torch.float32: types.FLOAT, torch.float16: types.FLOAT16}
 

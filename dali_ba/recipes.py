@@ -20,6 +20,7 @@ from typing import Callable
 from nvidia.dali import fn, types
 from nvidia.dali import math as dmath
 
+from .timm_augment import is_rand_augment, parse
 from .windows import Window
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -259,8 +260,6 @@ def recipe_named(name: str) -> Recipe:
     Raises:
         ValueError: naming ``recipe`` and what it can be.
     """
-    from .timm_augment import is_rand_augment, parse
-
     if not isinstance(name, str):
         raise ValueError(f"recipe must be a str, but got {name!r}")
     if name in RECIPES:
