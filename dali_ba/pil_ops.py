@@ -19,13 +19,15 @@ Byte for byte (``EXACT``):
   13 is never within 1/26 of a rounding boundary, far more than float32's error, so integer
   arithmetic gives the same pixels.
 
-To within one level at under 1% of the values (``WITHIN_ONE``):
+To within one level (``WITHIN_ONE``, and timm's ops through ``shift_lines``):
 
 - ShearX and ShearY with the bilinear filter. Each output line is its input line moved by a
   constant shift, so one line is two slices blended by one weight, where PIL's generic transform
-  recomputes the weight for every pixel (``_shear``). torchvision's own tensor back-end is about
-  50 times further from PIL on the same op (mean difference 0.35 to 0.56 on a 224 px photo,
-  against under 0.01).
+  recomputes the weight for every pixel (``shift_lines``). On photos under 1% of the
+  values differ for torchvision's shears, up to 4% for a shift by a simple fraction of a pixel
+  (timm's relative translations). torchvision's own tensor back-end is about 50 times further
+  from PIL on the same op (bilinear: mean difference 0.35 to 0.56 on a 224 px photo, against
+  under 0.01).
 
 The other ops stay with PIL (``None``); none was measurably faster in numpy among the stage's
 other work: Brightness, AutoContrast and Contrast as lookup tables, Color, Equalize, and the
@@ -47,7 +49,9 @@ def apply(image: np.ndarray, op: str, magnitude: float, interpolation: str = "bi
     """``_apply_op(image, op, magnitude, interpolation)`` as PIL computes it, as a new uint8 ``HWC``
     array, or ``None`` for an op left to PIL (the shears with a filter other than bilinear)."""
     made = _OPS.get(op)
-    if made is None or (op in WITHIN_ONE and interpolation != "bilinear"):
+    if made is None:
+        return None
+    if op in WITHIN_ONE and interpolation != "bilinear":
         return None
     return made(image, magnitude)
 
@@ -64,62 +68,79 @@ def _translate(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
 
 
 def _shear(image: np.ndarray, magnitude: float, axis: int) -> np.ndarray:
-    """``_apply_op``'s ShearX (``axis`` 1) or ShearY (``axis`` 0) with PIL's bilinear filter, to
-    within one level.
-
-    torchvision hands PIL the inverse matrix ``(1, tan(atan(m)), 0, 0, 1, 0)`` (centre 0), so
-    line ``y`` of the output samples the input's line at ``x + 0.5 + shift_y``, ``shift_y =
-    c * (y + 0.5)``: black outside ``[0, length)``, inside the two neighbours (clamped to the
-    image) blended by the fraction of the shift. PIL recomputes that fraction for each pixel in
-    float64, which moves it in its last bits; here it is one float64 number a line. The two agree
-    except where the blend lands on a whole level to within those bits, where truncation then
-    gives one level more or less (``tests/test_policies.py`` bounds how often).
-    """
+    """``_apply_op``'s ShearX (``axis`` 1) or ShearY (``axis`` 0), black outside: torchvision hands
+    PIL the inverse matrix ``(1, tan(atan(m)), 0, 0, 1, 0)`` (centre 0), so line ``y`` samples its
+    input line at ``x + 0.5 + c * (y + 0.5)`` (``shift_lines``)."""
     from torchvision.transforms.functional import _get_inverse_affine_matrix
 
     shear = [0.0, 0.0]
     shear[1 - axis] = math.degrees(math.atan(magnitude))
     matrix = _get_inverse_affine_matrix([0.0, 0.0], 0.0, [0.0, 0.0], 1.0, shear)
+    return shift_lines(image, axis, matrix[1] if axis == 1 else matrix[3])
+
+
+def shift_lines(image: np.ndarray, axis: int, coefficient: float, offset: float = 0.0, *,
+                fill: tuple = (0, 0, 0)) -> np.ndarray:
+    """PIL's affine transform whose matrix moves each line along itself, to within one level: the
+    rows (``axis`` 1; PIL's ``(1, c, offset, 0, 1, 0)``) or the columns (``axis`` 0; ``(1, 0, 0, c,
+    1, offset)``), line ``y`` sampled at ``x + 0.5 + c * (y + 0.5) + offset``, with PIL's bilinear
+    filter, ``fill`` outside. Shears and translations by a fraction of a pixel are such transforms
+    (torchvision's shears; timm's shears and relative translations).
+
+    Along a line the sample point moves by whole pixels, so a line is two slices of its input
+    blended by one weight, where PIL's generic transform recomputes the weight for every pixel in
+    float64, which moves it in its last bits. The two agree except where the blend lands on a whole
+    level to within those bits, where truncation gives one level more or less
+    (``tests/test_policies.py`` bounds how often). The other axis's weight is 0, which PIL's
+    filter multiplies out exactly. (The bicubic filter's four taps, done the same way in float64,
+    took twice PIL's time, so it stays with PIL.)
+    """
     if axis == 1:
-        return _shift_rows(image, matrix[1])
-    # ShearY is ShearX of the transposed image. PIL transposes in half numpy's time, and either
+        return _shift_rows(image, coefficient, offset, fill)
+    # Columns are the rows of the transposed image. PIL transposes in half numpy's time, and either
     # costs less than gathering along columns, whose index arrays are eight times the image.
     rows = np.asarray(Image.fromarray(np.ascontiguousarray(image)).transpose(Image.Transpose.TRANSPOSE))
-    return np.array(Image.fromarray(_shift_rows(rows, matrix[3])).transpose(Image.Transpose.TRANSPOSE))
+    moved = _shift_rows(rows, coefficient, offset, fill)
+    return np.array(Image.fromarray(moved).transpose(Image.Transpose.TRANSPOSE))
 
 
-def _shift_rows(image: np.ndarray, coefficient: float) -> np.ndarray:
-    """Row ``y`` of ``image`` resampled at ``x + 0.5 + coefficient * (y + 0.5)``, PIL's bilinear way."""
+def _shift_rows(image: np.ndarray, coefficient: float, offset: float, fill: tuple) -> np.ndarray:
     rows, length = image.shape[:2]
-    shift = coefficient * (np.arange(rows) + 0.5)
+    shift = coefficient * (np.arange(rows) + 0.5) + offset
     whole = np.floor(shift)
     fraction = (shift - whole)[:, None, None]
     whole = whole.astype(np.intp)
-    # Each row padded: its edge pixel once on each side (PIL's clamped neighbours), then black,
-    # wide enough for the largest shift.
-    margin = int(np.abs(whole).max()) + 2
-    padded = np.zeros((rows, length + 2 * margin + 2, 3), np.uint8)
-    padded[:, margin + 1:margin + 1 + length] = image
-    padded[:, margin] = image[:, 0]
-    padded[:, margin + 1 + length] = image[:, -1]
+    # Each row padded: its edge pixel once on each side (PIL's clamped neighbours), then the fill
+    # colour, wide enough for the largest shift.
+    margin = int(np.abs(whole).max()) + 3
+    width = length + 2 * margin
+    if any(fill):  # one filled row, broadcast over the rows (a 3-value fill broadcasts slowly)
+        padded = np.empty((rows, width, 3), np.uint8)
+        padded[:] = np.tile(np.asarray(fill, np.uint8), width).reshape(1, width, 3)
+    else:
+        padded = np.zeros((rows, width, 3), np.uint8)
+    padded[:, margin:margin + length] = image
+    padded[:, margin - 1] = image[:, 0]
+    padded[:, margin + length] = image[:, -1]
     # Each row's window of length + 1 pixels from its whole shift on: one copy a row.
     line, pixel, channel = padded.strides
     windows = as_strided(padded, (rows, padded.shape[1] - length, length + 1, 3), (line, pixel, pixel, channel),
                          writeable=False)
-    taken = windows[np.arange(rows), whole + margin + 1]
+    taken = windows[np.arange(rows), whole + margin]
     low = taken[:, :-1]
     blended = np.subtract(taken[:, 1:], low, dtype=np.int16).astype(np.float64)
-    blended *= fraction  # PIL: low + (high - low) * fraction, in float64
+    blended *= fraction  # PIL's BILINEAR: low + (high - low) * d, in float64
     blended += low
-    # Black outside: 0 <= x + 0.5 + shift < length. The pixels within two of either end read the
-    # edge copies, so they are set here; the others read black.
+    # Outside: 0 <= x + 0.5 + shift < length fails. The pixels within two of either end may read
+    # the edge copies, so they are set here; the others read only the fill.
     first = np.clip(np.ceil(-0.5 - shift), 0, length).astype(np.intp)
     end = np.clip(np.ceil(length - 0.5 - shift), first, length).astype(np.intp)
-    row = np.repeat(np.arange(rows), 4)
-    position = np.stack([first - 2, first - 1, end, end + 1], axis=1).reshape(-1)
-    near = (position >= 0) & (position < length)
-    blended[row[near], position[near]] = 0
-    blended[first >= end] = 0
+    near = np.concatenate([first[:, None] - np.arange(1, 3), end[:, None] + np.arange(2)], axis=1)
+    row = np.repeat(np.arange(rows), near.shape[1])
+    near = near.reshape(-1)
+    inside = (near >= 0) & (near < length)
+    blended[row[inside], near[inside]] = fill
+    blended[first >= end] = fill
     return blended.astype(np.uint8)  # truncates, as PIL's (UINT8) cast
 
 

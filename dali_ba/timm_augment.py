@@ -15,7 +15,9 @@ follow timm 1.0's ``RandAugment`` and ``AugmentOp``:
 
 The ops are timm's own functions on PIL (``timm.data.auto_augment.NAME_TO_OP``), with the fill
 colour timm's ``transforms_factory`` gives them (the recipe's mean, 0-255) and the loader's
-``interpolation``. Posterize, Solarize, Invert and Sharpness skip PIL (``pil_ops``, to PIL's bytes).
+``interpolation``. Posterize, Solarize, Invert and Sharpness skip PIL (``pil_ops``, to PIL's
+bytes), and so do the shears and relative translations with the bilinear filter
+(``pil_ops.shift_lines``, to within one level).
 One departure, named: timm 1.0.31's ``PosterizeIncreasing`` at the clipped magnitude 10 asks
 Pillow for 0 bits, which Pillow 13 refuses; here 0 bits keep no bit (black), as Pillow before 13
 gave. The draws come from the resample stage's seeded generator, so the same seed gives the same
@@ -39,6 +41,8 @@ TRANSFORMS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Sola
               "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel")
 INCREASING = tuple(f"{op}Increasing" if op in ("Posterize", "Solarize", "Color", "Contrast", "Brightness", "Sharpness")
                    else op for op in TRANSFORMS)
+#: timm's ops that move each line along itself (``pil_ops.shift_lines``: to within one level).
+LINE_SHIFTS = frozenset({"ShearX", "ShearY", "TranslateXRel", "TranslateYRel"})
 #: timm's level scale (``_LEVEL_DENOM``): a magnitude of 10 is an op's strongest.
 LEVELS = 10.0
 #: An op and its arguments, as timm's op function takes them.
@@ -113,6 +117,7 @@ class TimmRandAugment:
         self._ops = INCREASING if self.config.increasing else TRANSFORMS
         self._fill = tuple(min(255, round(255 * x)) for x in mean)  # timm's transforms_factory
         self._resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[interpolation]
+        self._interpolation = interpolation
         self._functions = None  # timm's op functions, imported on first use
 
     def draw(self, rng: np.random.Generator, count: int) -> list[list[Op]]:
@@ -139,7 +144,7 @@ class TimmRandAugment:
         copies of them), as a new uint8 ``HWC`` array (``image`` itself where no op changes it)."""
         picture = None
         for name, arguments in ops:
-            made = _skip_pil(np.asarray(picture) if picture is not None else image, name, arguments)
+            made = self._skip_pil(np.asarray(picture) if picture is not None else image, name, arguments)
             if made is not None:
                 image, picture = made, None
                 continue
@@ -149,6 +154,31 @@ class TimmRandAugment:
         if picture is not None:
             image = np.array(picture)  # writable, as torch wants the arrays it wraps
         return image
+
+    def _skip_pil(self, image: np.ndarray, name: str, arguments: tuple) -> np.ndarray | None:
+        """The ops ``pil_ops`` computes: to PIL's bytes, or the line shifts (timm's shears and
+        relative translations, bilinear) to within one level; ``None`` for the others."""
+        base = name.removesuffix("Increasing")
+        if base == "Posterize":  # timm: 8 bits or more keep the image
+            (bits,) = arguments
+            if bits >= 8:
+                return image
+            return np.zeros_like(image) if bits <= 0 else pil_ops.apply(image, "Posterize", bits)
+        if base == "Solarize":
+            return pil_ops.apply(image, "Solarize", arguments[0])
+        if name == "Invert":
+            return pil_ops.apply(image, "Invert", 0.0)
+        if base == "Sharpness":
+            return pil_ops.enhance_sharpness(image, arguments[0])
+        if name in LINE_SHIFTS and self._interpolation == "bilinear":
+            (value,) = arguments
+            h, w = image.shape[:2]
+            axis, coefficient, offset = {  # timm's matrices: (1, f, 0, 0, 1, 0), (1, 0, 0, f, 1, 0), ...
+                "ShearX": (1, value, 0.0), "ShearY": (0, value, 0.0),
+                "TranslateXRel": (1, 0.0, value * w), "TranslateYRel": (0, 0.0, value * h),
+            }[name]
+            return pil_ops.shift_lines(image, axis, coefficient, offset, fill=self._fill)
+        return None
 
     def _timm_functions(self) -> dict:
         if self._functions is None:
@@ -188,20 +218,3 @@ def _arguments(name: str, magnitude: float, rng: np.random.Generator) -> tuple:
     if name == "SolarizeAdd":
         return (min(128, int(level * 110)),)
     raise ValueError(f"{name!r} is not one of timm's RandAugment ops")
-
-
-def _skip_pil(image: np.ndarray, name: str, arguments: tuple) -> np.ndarray | None:
-    """The ops whose PIL result ``pil_ops`` computes to the byte, or ``None``."""
-    base = name.removesuffix("Increasing")
-    if base == "Posterize":  # timm: 8 bits or more keep the image
-        (bits,) = arguments
-        if bits >= 8:
-            return image
-        return np.zeros_like(image) if bits <= 0 else pil_ops.apply(image, "Posterize", bits)
-    if base == "Solarize":
-        return pil_ops.apply(image, "Solarize", arguments[0])
-    if name == "Invert":
-        return pil_ops.apply(image, "Invert", 0.0)
-    if base == "Sharpness":
-        return pil_ops.enhance_sharpness(image, arguments[0])
-    return None

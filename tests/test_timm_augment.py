@@ -13,7 +13,7 @@ from conftest import SMALL
 from dali_ba import ImageFolderLoader
 from dali_ba.recipes import IMAGENET_MEAN
 from dali_ba.synthetic import natural_image
-from dali_ba.timm_augment import INCREASING, TRANSFORMS, TimmRandAugment, _arguments, parse
+from dali_ba.timm_augment import INCREASING, LINE_SHIFTS, TRANSFORMS, TimmRandAugment, _arguments, parse
 
 auto_augment = pytest.importorskip("timm.data.auto_augment")
 
@@ -63,7 +63,9 @@ def test_each_ops_arguments_are_timms(monkeypatch, negate):
 
 def test_each_op_is_timms_on_pil():
     """Every op, at the arguments of magnitudes 5 and 9, both signs: timm's own function on PIL,
-    to the pixel (Posterize, Solarize, Invert and Sharpness through ``pil_ops``)."""
+    to the pixel (Posterize, Solarize, Invert and Sharpness through ``pil_ops``), or the line
+    shifts to within one level at under 5% of the values (3.8% for a shift by 10.8 px, whose
+    blends land on whole levels most often)."""
     rng = np.random.default_rng(3)
     image = natural_image(rng, 40, 48)
     for interpolation, resample in (("bilinear", Image.BILINEAR), ("bicubic", Image.BICUBIC)):
@@ -77,7 +79,11 @@ def test_each_op_is_timms_on_pil():
                     expected = auto_augment.NAME_TO_OP[name](Image.fromarray(image), *arguments, fillcolor=FILL,
                                                              resample=resample)
                     made = policy.apply(image, [(name, arguments)])
-                    assert np.array_equal(made, np.asarray(expected)), (name, arguments, interpolation)
+                    if name in LINE_SHIFTS and interpolation == "bilinear":  # pil_ops.shift_lines: within one level
+                        difference = np.abs(made.astype(int) - np.asarray(expected))
+                        assert difference.max() <= 1 and (difference > 0).mean() < 0.05, (name, arguments)
+                    else:
+                        assert np.array_equal(made, np.asarray(expected)), (name, arguments, interpolation)
 
 
 def test_posterize_to_no_bits_is_black_where_pillow_13_refuses():
