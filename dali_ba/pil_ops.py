@@ -38,7 +38,7 @@ time). ``benchmarks/README.md``, "The recipes on the CPU", has the figures.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -54,6 +54,23 @@ def apply(image: np.ndarray, op: str, magnitude: float, interpolation: str = "bi
     if op in WITHIN_ONE and interpolation != "bilinear":
         return None
     return made(image, magnitude)
+
+
+def chain(image: np.ndarray, ops: Sequence, in_numpy: Callable, in_pil: Callable) -> np.ndarray:
+    """``image`` (uint8 ``HWC``) with ``ops`` applied in order: each by ``in_numpy(array, op)``
+    where that gives an array, else by ``in_pil(picture, op)`` on a PIL image. The image changes
+    hands between numpy and PIL only where the path does; the result is a new writable array, or
+    ``image`` itself where no op changed it."""
+    picture = None  # the image as PIL holds it, while PIL's ops run
+    for op in ops:
+        made = in_numpy(np.asarray(picture) if picture is not None else image, op)
+        if made is not None:
+            image, picture = made, None
+        else:
+            picture = in_pil(picture if picture is not None else Image.fromarray(image), op)
+    if picture is not None:
+        image = np.array(picture)  # writable, as torch wants the arrays it wraps
+    return image
 
 
 def _translate(image: np.ndarray, dx: int, dy: int) -> np.ndarray:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
 from . import pil_ops
 
@@ -98,17 +97,7 @@ class Policy:
         """``image`` (uint8 ``HWC``) with ``ops`` applied as torchvision's ``_apply_op`` on PIL
         applies them, as a new uint8 ``HWC`` array (``image`` itself where no op changes it).
         The ops that ``pil_ops`` computes skip PIL: to its bytes, or the shears to within one level."""
-        picture = None  # the image as PIL holds it, while PIL's ops run
-        for op, magnitude in ops:
-            if op == "Identity":
-                continue
-            made = pil_ops.apply(np.asarray(picture) if picture is not None else image, op, magnitude,
-                                 self._interpolation.value)
-            if made is not None:
-                image, picture = made, None
-            else:
-                picture = self._apply_op(picture if picture is not None else Image.fromarray(image), op,
-                                         magnitude, interpolation=self._interpolation, fill=None)
-        if picture is not None:
-            image = np.array(picture)  # writable, as torch wants the arrays it wraps
-        return image
+        return pil_ops.chain(
+            image, [op for op in ops if op[0] != "Identity"],
+            lambda array, op: pil_ops.apply(array, *op, self._interpolation.value),
+            lambda picture, op: self._apply_op(picture, *op, interpolation=self._interpolation, fill=None))

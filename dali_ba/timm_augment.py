@@ -142,18 +142,11 @@ class TimmRandAugment:
     def apply(self, image: np.ndarray, ops: Sequence[Op]) -> np.ndarray:
         """``image`` (uint8 ``HWC``) with ``ops`` applied by timm's op functions (or ``pil_ops``'s
         copies of them), as a new uint8 ``HWC`` array (``image`` itself where no op changes it)."""
-        picture = None
-        for name, arguments in ops:
-            made = self._skip_pil(np.asarray(picture) if picture is not None else image, name, arguments)
-            if made is not None:
-                image, picture = made, None
-                continue
-            function = self._timm_functions()[name]
-            picture = function(picture if picture is not None else Image.fromarray(image), *arguments,
-                               fillcolor=self._fill, resample=self._resample)
-        if picture is not None:
-            image = np.array(picture)  # writable, as torch wants the arrays it wraps
-        return image
+        return pil_ops.chain(image, ops, lambda array, op: self._skip_pil(array, *op), self._in_pil)
+
+    def _in_pil(self, picture: Image.Image, op: Op) -> Image.Image:
+        name, arguments = op
+        return self._timm_functions()[name](picture, *arguments, fillcolor=self._fill, resample=self._resample)
 
     def _skip_pil(self, image: np.ndarray, name: str, arguments: tuple) -> np.ndarray | None:
         """The ops ``pil_ops`` computes: to PIL's bytes, or the line shifts (timm's shears and
