@@ -27,12 +27,11 @@ from .distributed import detect_shard, shared_seed
 from .feed import DLPackHandOff, Feed, IOStats
 from .order import EpochCursor, EpochPlan
 from .pipeline import build_pipeline
-from .policies import Policy
+from .policies import policy_for
 from .reader import Batch, ReadAhead
 from .recipes import OutputSpec, recipe_named
 from .resample import TorchResampler
 from .sources import SampleIndex, index_tar_shards, read_file_list, scan_image_folder
-from .timm_augment import TimmRandAugment, is_rand_augment
 
 _DALI_DTYPES = {torch.float32: types.FLOAT, torch.float16: types.FLOAT16}
 
@@ -163,12 +162,7 @@ class BatchAugmentLoader:
         # Augmentation draws differ per shard; the order (plan) is shared.
         dali_seed = int(np.random.SeedSequence([config.seed, config.shard_id]).generate_state(1)[0] % 2**31)
         if self.resample == "torch":
-            policy = None
-            if is_rand_augment(recipe.name):  # timm's RandAugment
-                policy = TimmRandAugment(recipe.name, mean=recipe.mean, interpolation=config.interpolation)
-            elif recipe.policy:  # torchvision's
-                policy = Policy(recipe.policy, size=config.image_size, interpolation=config.interpolation,
-                                magnitude=recipe.magnitude)
+            policy = policy_for(recipe, size=config.image_size, interpolation=config.interpolation)
             finish = TorchResampler(self._spec, aug_repeats=config.aug_repeats, batch_size=config.batch_size,
                                     mean=recipe.mean, std=recipe.std, threads=self._num_threads, policy=policy,
                                     seed=dali_seed)

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from . import pil_ops
+from .timm_augment import TimmRandAugment, is_rand_augment
 
 #: The recipes with a policy here, and the torchvision class that is each.
 POLICIES = ("trivialaugment", "randaugment", "autoaugment")
@@ -101,3 +102,13 @@ class Policy:
             image, [op for op in ops if op[0] != "Identity"],
             lambda array, op: pil_ops.apply(array, *op, self._interpolation.value),
             lambda picture, op: self._apply_op(picture, *op, interpolation=self._interpolation, fill=None))
+
+
+def policy_for(recipe, *, size: int, interpolation: str):
+    """The CPU path's policy for ``recipe`` (a ``recipes.Recipe``): torchvision's (:class:`Policy`),
+    timm's RandAugment (``timm_augment``) for a recipe in its grammar, or ``None`` for none."""
+    if is_rand_augment(recipe.name):
+        return TimmRandAugment(recipe.name, mean=recipe.mean, interpolation=interpolation)
+    if recipe.policy:
+        return Policy(recipe.policy, size=size, interpolation=interpolation, magnitude=recipe.magnitude)
+    return None

@@ -194,7 +194,8 @@ class Recipe:
     Attributes:
         name: The name users pass as ``recipe=``.
         apply: ``apply(images, spec) -> images``, uint8 in and out (see the module docstring);
-            ``apply(images, spec, window)`` when ``windowed``.
+            ``apply(images, spec, window)`` when ``windowed``. ``None`` for a recipe that DALI
+            has no ops for (timm's RandAugment): it runs on the CPU torch path only.
         mean: Per-channel mean (0-1 scale) that the replicate stage subtracts.
         std: Per-channel standard deviation (0-1 scale) it divides by.
         needs_conditionals: DALI's auto_aug policies need ``enable_conditionals=True``.
@@ -209,7 +210,7 @@ class Recipe:
     """
 
     name: str
-    apply: Callable
+    apply: Callable | None
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
     needs_conditionals: bool = False
@@ -245,13 +246,6 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def _dali_has_no(name: str) -> Callable:
-    def refuse(images, spec, window=None):
-        raise ValueError(f"recipe {name!r} (timm's RandAugment) runs on the CPU path only: DALI has no timm ops; "
-                         f"use device='cpu', or 'randaugment' (torchvision's) on a GPU")
-    return refuse
-
-
 def recipe_named(name: str) -> Recipe:
     """The recipe users call ``name``: one of ``RECIPES``, or timm's RandAugment written in its
     grammar (``"rand-m9-mstd0.5-inc1"``: the crop and flip, then ``timm_augment``'s policy, on the
@@ -266,6 +260,6 @@ def recipe_named(name: str) -> Recipe:
         return RECIPES[name]
     if is_rand_augment(name):
         parse(name)  # its errors name the recipe and the section
-        return Recipe(name, _dali_has_no(name), windowed=True, resample_in_torch=True, policy=name)
+        return Recipe(name, None, windowed=True, resample_in_torch=True, policy=name)  # no DALI graph
     raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, or timm's RandAugment "
                      f"('rand-m9-mstd0.5-inc1'), but got {name!r}")
