@@ -49,9 +49,7 @@ def apply(image: np.ndarray, op: str, magnitude: float, interpolation: str = "bi
     """``_apply_op(image, op, magnitude, interpolation)`` as PIL computes it, as a new uint8 ``HWC``
     array, or ``None`` for an op left to PIL (the shears with a filter other than bilinear)."""
     made = _OPS.get(op)
-    if made is None:
-        return None
-    if op in WITHIN_ONE and interpolation != "bilinear":
+    if made is None or (op in WITHIN_ONE and interpolation != "bilinear"):
         return None
     return made(image, magnitude)
 
