@@ -23,16 +23,16 @@ To within one level (``WITHIN_ONE``, and timm's ops through ``shift_lines``):
 
 - ShearX and ShearY with the bilinear filter. Each output line is its input line moved by a
   constant shift, so one line is two slices blended by one weight, where PIL's generic transform
-  recomputes the weight for every pixel (``shift_lines``). On photos under 1% of the
-  values differ for torchvision's shears, up to 4% for a shift by a simple fraction of a pixel
-  (timm's relative translations). torchvision's own tensor back-end is about 50 times further
-  from PIL on the same op (bilinear: mean difference 0.35 to 0.56 on a 224 px photo, against
-  under 0.01).
+  recomputes the weight for every pixel (``shift_lines``). Where a blend lands on a whole level
+  within the weight's last bits, the two differ by one: ``tests/test_policies.py`` allows 2% of
+  the values, ``tests/test_timm_augment.py`` 5% for timm's relative translations. On every
+  magnitude of torchvision's spaces no value differed in ``benchmarks/shear_probe.py``, where
+  torchvision's own tensor back-end differed from PIL by a mean of about 0.8.
 
 The other ops stay with PIL (``None``); none was measurably faster in numpy among the stage's
 other work: Brightness, AutoContrast and Contrast as lookup tables, Color, Equalize, and the
-generic affine transform behind Rotate rebuilt in float64 per pixel (2.5 to 6.5 times PIL's
-time). ``benchmarks/README.md``, "The recipes on the CPU", has the figures.
+generic affine transform behind Rotate rebuilt in float64 per pixel (``benchmarks/shear_probe.py``
+times that rebuild for a shear).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def shift_lines(image: np.ndarray, axis: int, coefficient: float, offset: float 
     level to within those bits, where truncation gives one level more or less
     (``tests/test_policies.py`` bounds how often). The other axis's weight is 0, which PIL's
     filter multiplies out exactly. (The bicubic filter's four taps, done the same way in float64,
-    took twice PIL's time, so it stays with PIL.)
+    were slower than PIL in a trial, so bicubic stays with PIL.)
     """
     if axis == 1:
         return _shift_rows(image, coefficient, offset, fill)
