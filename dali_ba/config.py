@@ -12,6 +12,7 @@ arguments, ``recipe="val"`` included, as in dali-ba 0.1).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 
@@ -99,6 +100,8 @@ class ReadOptions:
     prefetch: int = 2
     read_threads: int | None = None
     read_ahead: int = 2
+    mean: tuple | None = None
+    std: tuple | None = None
 
     def __post_init__(self):
         _check_positive_int("batch_size", self.batch_size)
@@ -114,6 +117,8 @@ class ReadOptions:
         if self.on_error not in ON_ERROR:
             raise ValueError(f"on_error must be 'raise' or 'skip', but got {self.on_error!r}")
         object.__setattr__(self, "dtype", resolve_dtype(self.dtype))
+        for name in ("mean", "std"):
+            object.__setattr__(self, name, _channel_values(name, getattr(self, name)))
         if (self.shard_id is None) != (self.num_shards is None):
             raise ValueError(
                 f"shard_id and num_shards go together: set both or neither, but got "
@@ -261,6 +266,21 @@ class LoaderConfig(TrainOptions):
                 raise ValueError(f"resize_size is the val recipe's resize before its center crop, but recipe={self.recipe!r}; "
                                  f"leave resize_size=None")
             _check_resize(self.resize_size, self.image_size)
+
+
+def _channel_values(name: str, values) -> tuple | None:
+    """``mean`` or ``std``: ``None`` (the recipe's), or three numbers on the 0-1 scale, a ``std`` above 0."""
+    if values is None:
+        return None
+    given = values
+    try:
+        values = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) for v in values) or (name == "std" and min(values) <= 0):
+        raise ValueError(f"{name} must be None or three numbers on the 0-1 scale (one per RGB channel"
+                         f"{', each above 0' if name == 'std' else ''}), but got {given!r}")
+    return values
 
 
 def _check_resize(resize_size, image_size: int) -> None:

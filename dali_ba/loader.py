@@ -117,6 +117,9 @@ class BatchAugmentLoader:
         random_erase: Probability that a replica gets torchvision's ``RandomErasing`` (a
             rectangle of 2-33% of it, aspect 0.3-3.3, set to 0 after normalization), drawn for
             each replica on its own (``erasing.py``); torchvision's ``--random-erase``.
+        mean, std: The per-channel mean and standard deviation (0-1 scale, RGB) that the replicas
+            are normalized with, a model's own (timm's ``--mean``/``--std``); ``None`` is the
+            recipe's (ImageNet's, CIFAR's for ``cifar``). timm's RandAugment fills with this mean.
         epoch_samples: An epoch is the first ``epoch_samples`` samples of its permutation (all
             shards together; a new random selection each epoch, each sample at most once), as the
             repeated-augmentation sampler's epochs are (torchvision's ``--ra-sampler``); ``None``
@@ -144,6 +147,7 @@ class BatchAugmentLoader:
         #: Where the replicas are made: ``"dali"`` (in the pipeline) or ``"torch"`` (CPU, ``resample.py``).
         self.resample = config.resolve_resample(self.device)
         recipe = recipe_named(config.recipe).with_magnitude(config.ra_magnitude)
+        recipe = replace(recipe, mean=config.mean or recipe.mean, std=config.std or recipe.std)
         #: Whether this loader decodes only the windows' union (``roi_decode`` resolved on its device).
         self.roi_decode, gpu_options = (
             region_decode_plan(config.roi_decode, self.device) if recipe.windowed else (False, {})
