@@ -15,6 +15,7 @@ import click
 from . import __version__
 from .bench.loaders import LOADERS, REGISTRY, default_loaders
 from .bench.loaders import RECIPES as BENCH_RECIPES
+from .bench.loaders import TIMM_LOADERS, is_timm_recipe
 from .recipes import INTERPOLATION, RECIPES
 from .sources.cache import entry, folder_built_once
 
@@ -186,6 +187,13 @@ def probe_decode_command(device: str, out: Path | None, simulate_crash: str):
         sys.exit(1)
 
 
+def _bench_recipe(param, value: str) -> str:
+    if value in BENCH_RECIPES or is_timm_recipe(value):
+        return value
+    raise click.BadParameter(f"{value!r} is not one of {', '.join(BENCH_RECIPES)}, nor timm's RandAugment "
+                             f"(rand-m9-mstd0.5-inc1)", param=param)
+
+
 @main.command("bench")
 @click.argument("data_dir", required=False, type=click.Path(path_type=Path))
 @click.option("-M", "--aug-repeats", default="1,2,4,8", show_default=True, callback=_int_list, help="M values, comma-separated.")
@@ -216,9 +224,11 @@ def probe_decode_command(device: str, out: Path | None, simulate_crash: str):
               help="Tar shards or Parquet files (a pattern ending in .parquet) for loader dali-ba-url: URLs "
                    "(s3://, gs://, hf://, https://; credentials from the store's usual places) or paths. The data "
                    "summary describes DATA_DIR.")
-@click.option("--recipe", type=click.Choice(list(BENCH_RECIPES)), default="imagenet", show_default=True,
-              help="The training recipe every loader runs: the torch loaders torchvision's transforms, dali-large "
-                   "NVIDIA's auto_aug policies.")
+@click.option("--recipe", default="imagenet", show_default=True, callback=lambda c, p, v: _bench_recipe(p, v),
+              help="The training recipe every loader runs: " + ", ".join(BENCH_RECIPES) + " (the torch loaders "
+                   "torchvision's transforms, dali-large NVIDIA's auto_aug policies), or timm's RandAugment, e.g. "
+                   "rand-m9-mstd0.5-inc1 (DeiT's; with timm's erasing, on the loaders "
+                   + ", ".join(TIMM_LOADERS) + ").")
 @click.option("--random-erase", default=0.0, show_default=True, help="Random erasing probability per replica.")
 @click.option("--interpolation", type=click.Choice(list(INTERPOLATION)), default="bilinear", show_default=True,
               help="The crop's resize and the policy's geometric ops.")

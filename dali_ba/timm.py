@@ -166,7 +166,8 @@ def create_loader(
 
     Args:
         dataset: timm's data set (``create_dataset('', root, split)``: an ImageFolder reader; its
-            files, labels and ``--class-map`` are taken as they are), or a folder in ImageFolder layout.
+            files, labels and ``--class-map`` are taken as they are), a folder in ImageFolder
+            layout, or a dali-ba ``SampleIndex``.
         (timm's arguments): As ``timm.data.create_loader``; what dali-ba cannot do as timm does is
             refused (:data:`FLAG_MAP`). The evaluation loader (``is_training=False``) ignores the
             training arguments, as timm's does.
@@ -379,6 +380,8 @@ def loader_factory(args: Namespace):
 
 def _sample_index(dataset) -> SampleIndex:
     """The samples of timm's ImageFolder data set (its reader's files, labels and class map), or of a folder."""
+    if isinstance(dataset, SampleIndex):
+        return dataset
     if isinstance(dataset, (str, Path)):
         return scan_image_folder(dataset)
     reader = getattr(dataset, "reader", None)

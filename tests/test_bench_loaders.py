@@ -82,3 +82,52 @@ def test_the_bench_refuses_a_recipe_option_of_another_recipe(tmp_path):
         BenchConfig(data_dir=str(tmp_path), ra_magnitude=12)
     with pytest.raises(ValueError, match="recipe must be one of imagenet, trivialaugment, randaugment, autoaugment"):
         BenchConfig(data_dir=str(tmp_path), recipe="cifar")
+
+
+@pytest.mark.parametrize("name", ["dali-ba", "timm", "torch-once", "torch-repeat"])
+def test_a_timm_recipe_runs_timms_transforms_and_erasing(color_tree, name):
+    """DeiT's recipe: timm's RandAugment, and timm's RandomErasing in pixel mode (N(0, 1) noise, never exactly 0)."""
+    root, _ = color_tree
+    index = scan_image_folder(root)
+    loader = REGISTRY[name].factory(index, spec(workers=0 if name.startswith("torch") else 1, recipe="rand-m9-mstd0.5-inc1",
+                                                random_erase=1.0, interpolation="bicubic"))
+    try:
+        images, labels = next(loader.batches)
+        assert images.shape == (8, 3, 32, 32) and images.dtype == torch.float32 and labels.shape == (8,)
+        if name == "timm":  # RepeatAugSampler: each image twice in a row, each copy read and decoded again
+            assert (labels[0::2] == labels[1::2]).all() and loader.read_counts()[0] % 8 == 0  # (a batch ahead)
+        # Pixel-mode erasing fills a rectangle with N(0, 1) noise per pixel; the test images are flat
+        # colours with a faint texture, so only the noise makes neighbours differ by more than 1.
+        jumps = ((images[..., 1:] - images[..., :-1]).abs() > 1.0).flatten(1).sum(1)
+        assert (jumps >= 3).all(), jumps
+    finally:
+        loader.close()
+
+
+def test_the_bench_runs_a_timm_recipe_only_where_timms_transforms_exist(tmp_path):
+    from dali_ba.bench.runner import BenchConfig
+
+    BenchConfig(data_dir=str(tmp_path), recipe="rand-m9-mstd0.5-inc1", loaders=("dali-ba", "timm"), interpolation="bicubic")
+    with pytest.raises(ValueError, match="leave out dali-large"):
+        BenchConfig(data_dir=str(tmp_path), recipe="rand-m9-mstd0.5-inc1", loaders=("dali-ba", "dali-large"))
+    with pytest.raises(ValueError, match="loader timm runs timm's recipes"):
+        BenchConfig(data_dir=str(tmp_path), loaders=("dali-ba", "timm"))
+
+
+def test_timms_posterize_at_zero_bits_gives_black_in_the_bench_as_in_dali_ba():
+    """timm 1.0.31's inc1 recipes ask Pillow for 0 bits, which Pillow 13 refuses; the bench's timm
+    transforms get black there, as dali_ba.timm_augment gives, so that timm's loader runs at all."""
+    import numpy as np
+    from PIL import Image
+
+    from dali_ba.bench.loaders import _timm_transform, posterize_zero_bits_black
+
+    image = Image.fromarray(np.full((4, 4, 3), 200, np.uint8))
+    assert not np.asarray(posterize_zero_bits_black(image, 0)).any()
+    assert np.asarray(posterize_zero_bits_black(image, 8)).min() == 200
+    assert (np.asarray(posterize_zero_bits_black(image, 1)) == 128).all()
+    transform = _timm_transform(spec(recipe="rand-m10-mstd0-inc1", image_size=16), prefetcher=True)
+    posterize = [op for step in transform.transforms for op in getattr(step, "ops", []) if op.name.startswith("Posterize")]
+    assert posterize and all(op.aug_fn is posterize_zero_bits_black for op in posterize)
+    for _ in range(20):  # magnitude 10, no noise: PosterizeIncreasing asks for 0 bits whenever it is drawn
+        transform(image.resize((24, 24)))

@@ -29,7 +29,19 @@ from ..windows import RRC_RATIO, RRC_SCALE
 from . import peers
 
 #: The recipes the bench runs: those that train on random-resized crops, which every loader has.
+#: timm's RandAugment in its grammar (``"rand-m9-mstd0.5-inc1"``) runs too, with timm's erasing
+#: (:func:`is_timm_recipe`), on the loaders of :data:`TIMM_LOADERS`.
 RECIPES = ("imagenet", "trivialaugment", "randaugment", "autoaugment")
+#: The loaders that run a timm recipe: dali-ba through ``dali_ba.timm``, timm's own, and the
+#: DataLoaders with timm's per-sample transforms.
+TIMM_LOADERS = ("dali-ba", "timm", "torch-once", "torch-repeat", "torch-large")
+
+
+def is_timm_recipe(recipe: str) -> bool:
+    """Whether ``recipe`` is timm's RandAugment in its grammar; its erasing is then timm's (``pixel`` mode, DeiT's)."""
+    from ..timm_augment import is_rand_augment
+
+    return is_rand_augment(recipe)
 
 
 @dataclass(frozen=True)
@@ -47,8 +59,10 @@ class BenchSpec:
         channels_last: The model wants channels-last images; loaders that can make them directly do.
         recipe: The training recipe every loader runs (one of :data:`RECIPES`): a random-resized
             crop and a flip, then for ``trivialaugment``, ``randaugment`` and ``autoaugment`` that
-            policy (torchvision's in the torch loaders, NVIDIA's ``auto_aug`` in ``dali-large``).
-        random_erase: Probability of torchvision's ``RandomErasing`` per replica, after normalizing.
+            policy (torchvision's in the torch loaders, NVIDIA's ``auto_aug`` in ``dali-large``);
+            or timm's RandAugment (:func:`is_timm_recipe`: timm's transforms in the torch loaders).
+        random_erase: Probability of torchvision's ``RandomErasing`` per replica, after normalizing
+            (timm's, ``pixel`` mode, with a timm recipe).
         interpolation: The filter of the crop's resize and of the policy's geometric ops.
         ra_magnitude: RandAugment's magnitude (``randaugment``).
     """
@@ -130,6 +144,8 @@ def dali_ba(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
     """
     from ..loader import BatchAugmentLoader
 
+    if is_timm_recipe(spec.recipe):
+        return _dali_ba_timm(index, spec, **options)
     loader = BatchAugmentLoader(
         index,
         batch_size=spec.batch_size,
@@ -253,6 +269,27 @@ def dali_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     return BenchLoader(_forever(epoch, "dali-large"), lambda: tuple(counts), spec.effective_batch, variant=variant)
 
 
+def _dali_ba_timm(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
+    """dali-ba as timm's ``train.py --dali-ba --batch-augment M`` builds it (``dali_ba.timm``): timm's
+    RandAugment per replica, timm's ``RandomErasing`` (``pixel``) on the batch."""
+    from ..timm import create_loader
+
+    loader = create_loader(index, spec.image_size, spec.batch_size, is_training=True, auto_augment=spec.recipe,
+                           interpolation=spec.interpolation, re_prob=spec.random_erase, re_mode="pixel",
+                           batch_augment=spec.aug_repeats, img_dtype=spec.dtype, device=spec.device,
+                           num_workers=spec.workers, seed=spec.seed, channels_last=spec.channels_last, num_shards=1,
+                           shard_id=0, **options)
+    return BenchLoader(
+        _forever(lambda: iter(loader), "dali-ba"),
+        lambda: (loader.io.files_read, loader.io.bytes_read),
+        spec.batch_size,
+        release=loader.close,
+        read_wait_s=lambda: loader.io.read_wait_s,
+        variant="region decode" if loader.roi_decode else "whole-image decode",
+        requests=lambda: loader.io.requests,
+    )
+
+
 def _dali_policy(spec: BenchSpec):
     """NVIDIA's ``auto_aug`` policy of ``spec.recipe`` (a function of a DALI node), or ``None`` for ``imagenet``."""
     from ..recipes import _auto_augment, _rand_augment, _trivial_augment
@@ -273,6 +310,10 @@ def _train_transform(spec: BenchSpec, *, on_tensors: bool = False):
     random erasing; on PIL images (``on_tensors``: on uint8 tensors, decoded already)."""
     from torchvision.transforms import InterpolationMode, v2
 
+    if is_timm_recipe(spec.recipe):
+        if on_tensors:
+            raise ValueError(f"recipe {spec.recipe}: timm's RandAugment runs on PIL images, not on decoded tensors")
+        return _timm_transform(spec, prefetcher=False)
     interpolation = InterpolationMode(spec.interpolation)
     policy = {
         "imagenet": [],
@@ -292,6 +333,36 @@ def _train_transform(spec: BenchSpec, *, on_tensors: bool = False):
             *([v2.RandomErasing(spec.random_erase, value=0)] if spec.random_erase else []),
         ]
     )
+
+
+def _timm_transform(spec: BenchSpec, *, prefetcher: bool):
+    """timm's training transform for ``spec`` (``create_transform``, as ``train.py`` builds it with
+    these flags): the crop, the flip, timm's RandAugment; to a uint8 tensor for the prefetcher, or
+    else normalized and erased (``pixel``) per sample."""
+    from timm.data import create_transform
+    from timm.data.auto_augment import RandAugment
+
+    transform = create_transform(spec.image_size, is_training=True, auto_augment=spec.recipe,
+                                 interpolation=spec.interpolation, re_prob=0.0 if prefetcher else spec.random_erase,
+                                 re_mode="pixel", use_prefetcher=prefetcher, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    for step in transform.transforms:
+        if isinstance(step, RandAugment):
+            for op in step.ops:
+                if op.name.startswith("Posterize"):
+                    op.aug_fn = posterize_zero_bits_black
+    return transform
+
+
+def posterize_zero_bits_black(image, bits_to_keep, **_):
+    """timm's ``posterize`` with 0 bits giving black, as Pillow before 13 gave: timm 1.0.31's ``inc1``
+    recipes ask for 0 bits, which Pillow 13 refuses (``dali_ba.timm_augment`` does the same)."""
+    from PIL import ImageOps
+
+    if bits_to_keep >= 8:
+        return image
+    if bits_to_keep <= 0:
+        return Image.new(image.mode, image.size)
+    return ImageOps.posterize(image, bits_to_keep)
 
 
 class _Files(torch.utils.data.Dataset):
@@ -423,6 +494,36 @@ def torch_large(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
                          "torch-large")
 
 
+def timm_loader(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
+    """timm's loader as ``train.py --aug-repeats M`` builds it on one rank: timm's ``RepeatAugSampler``
+    (each image M times in the batch, each copy read and decoded again), its per-sample transform
+    in DataLoader workers, its ``PrefetchLoader`` (normalize and ``RandomErasing`` on the device)."""
+    from timm.data.distributed_sampler import RepeatAugSampler
+    from timm.data.loader import PrefetchLoader
+
+    if not is_timm_recipe(spec.recipe):
+        raise ValueError(f"loader timm runs timm's recipes (--recipe rand-m9-mstd0.5-inc1), but the recipe is {spec.recipe}")
+    dataset = _Files(index, _timm_transform(spec, prefetcher=True))
+    sampler = RepeatAugSampler(dataset, num_replicas=1, rank=0, num_repeats=spec.aug_repeats)
+    loader = _data_loader(dataset, spec, spec.effective_batch, sampler=sampler)
+    counted = _Counted()
+
+    class Counting:  # what PrefetchLoader iterates: (images, labels), with the bytes counted on the way
+        def __iter__(self):
+            for images, labels, encoded_bytes in loader:
+                counted.add(encoded_bytes)
+                yield images, labels
+
+    prefetcher = PrefetchLoader(Counting(), mean=IMAGENET_MEAN, std=IMAGENET_STD, device=spec.device, img_dtype=spec.dtype,
+                                re_prob=spec.random_erase, re_mode="pixel")
+
+    def epoch():
+        yield from prefetcher
+        sampler.set_epoch(sampler.epoch + 1)  # as train.py does between epochs
+
+    return BenchLoader(_forever(epoch, "timm"), counted, spec.batch_size, release=lambda: _shut_down_workers(loader))
+
+
 def torch_gpu(index: SampleIndex, spec: BenchSpec) -> BenchLoader:
     """Workers read bytes; torchvision decodes on ``spec.device`` (nvJPEG on CUDA) and transforms there."""
     from torchvision.io import ImageReadMode, decode_jpeg
@@ -489,6 +590,8 @@ REGISTRY: dict[str, Entry] = {entry.name: entry for entry in (
     Entry("torch-large", torch_large, "folder", "torchvision DataLoader reading B*M images", ("cpu", "cuda")),
     Entry("torch-gpu", torch_gpu, "folder", "DataLoader reads bytes; nvJPEG decode and transforms on the GPU", ("cuda",),
           needs_gpu=True),
+    Entry("timm", timm_loader, "folder", "timm's loader for a timm --recipe: RepeatAugSampler (each copy read and "
+          "decoded again), timm's transforms, its PrefetchLoader"),
     Entry("synthetic", synthetic, "folder", "no input work: one batch already on the device (the model alone)"),
     Entry("dali-ba-tar", dali_ba, "tar copy", "dali-ba over a tar-shard copy of the data (made once)"),
     Entry("dali-ba-full", functools.partial(dali_ba, roi_decode=False), "folder", "dali-ba decoding whole images"),

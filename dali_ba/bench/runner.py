@@ -34,7 +34,7 @@ from ..config import TrainOptions, resolve_device, resolve_dtype
 from ..sources import SampleIndex, index_tar_shards, make_shards, redact, scan_image_folder
 from ..sources.cache import entry, folder_built_once
 from . import peers
-from .loaders import LOADERS, RECIPES, REGISTRY, BenchSpec, default_loaders, reading
+from .loaders import LOADERS, RECIPES, REGISTRY, TIMM_LOADERS, BenchSpec, default_loaders, is_timm_recipe, reading
 from .metrics import ProcessTree, Result, make_result
 
 MODELS = ("none", "resnet18", "resnet50")
@@ -108,9 +108,16 @@ class BenchConfig:
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             raise ValueError(f"workers must be an int >= 1, but got {self.workers!r}")
         resolve_dtype(self.dtype)
-        if self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {', '.join(RECIPES)} (the recipes every loader has), but got "
-                             f"{self.recipe!r}")
+        if self.recipe not in RECIPES and not is_timm_recipe(self.recipe):
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)} (the recipes every loader has), or timm's "
+                             f"RandAugment ('rand-m9-mstd0.5-inc1'), but got {self.recipe!r}")
+        if is_timm_recipe(self.recipe):
+            others = [name for name in self.loaders if name not in TIMM_LOADERS]
+            if others:
+                raise ValueError(f"recipe {self.recipe} (timm's) runs on the loaders {', '.join(TIMM_LOADERS)}; leave out "
+                                 f"{', '.join(others)}")
+        elif "timm" in self.loaders:
+            raise ValueError(f"loader timm runs timm's recipes (--recipe rand-m9-mstd0.5-inc1), but the recipe is {self.recipe}")
         # The loader's own checks, with the names the CLI gives them.
         TrainOptions(recipe=self.recipe, random_erase=self.random_erase, interpolation=self.interpolation,
                      ra_magnitude=self.ra_magnitude, device="cpu")
