@@ -216,9 +216,6 @@ class TrainOptions(ReadOptions):
         if self.seed is not None:
             if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
                 raise ValueError(f"seed must be None or an int in [0, 2**63), but got {self.seed!r}")
-        if self.resolve_resample(resolve_device(self.device)) == "dali" and recipe.apply is None:
-            raise ValueError(f"recipe {self.recipe!r} runs on the CPU path only (device='cpu', resample 'auto' or "
-                             f"'torch'): DALI has no ops for it; on a GPU use 'randaugment' (torchvision's)")
 
     def loader_options(self) -> dict:
         """The keyword arguments of a loader that trains this way."""

@@ -147,7 +147,7 @@ class BatchAugmentLoader:
         #: Where the replicas are made: ``"dali"`` (in the pipeline) or ``"torch"`` (CPU, ``resample.py``).
         self.resample = config.resolve_resample(self.device)
         recipe = recipe_named(config.recipe).with_magnitude(config.ra_magnitude)
-        recipe = replace(recipe, mean=config.mean or recipe.mean, std=config.std or recipe.std)
+        recipe = recipe.normalized(config.mean or recipe.mean, config.std or recipe.std)
         #: Whether this loader decodes only the windows' union (``roi_decode`` resolved on its device).
         self.roi_decode, gpu_options = (
             region_decode_plan(config.roi_decode, self.device) if recipe.windowed else (False, {})

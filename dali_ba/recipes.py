@@ -20,6 +20,7 @@ from typing import Callable
 from nvidia.dali import fn, types
 from nvidia.dali import math as dmath
 
+from . import timm_graph
 from .timm_augment import is_rand_augment, parse
 from .windows import Window
 
@@ -194,8 +195,7 @@ class Recipe:
     Attributes:
         name: The name users pass as ``recipe=``.
         apply: ``apply(images, spec) -> images``, uint8 in and out (see the module docstring);
-            ``apply(images, spec, window)`` when ``windowed``. ``None`` for a recipe that DALI
-            has no ops for (timm's RandAugment): it runs on the CPU torch path only.
+            ``apply(images, spec, window)`` when ``windowed``.
         mean: Per-channel mean (0-1 scale) that the replicate stage subtracts.
         std: Per-channel standard deviation (0-1 scale) it divides by.
         needs_conditionals: DALI's auto_aug policies need ``enable_conditionals=True``.
@@ -210,7 +210,7 @@ class Recipe:
     """
 
     name: str
-    apply: Callable | None
+    apply: Callable
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
     needs_conditionals: bool = False
@@ -218,6 +218,14 @@ class Recipe:
     resample_in_torch: bool = False
     policy: str | None = None
     magnitude: int = 9
+
+    def normalized(self, mean: tuple, std: tuple) -> "Recipe":
+        """This recipe normalizing with ``mean`` and ``std`` (0-1 scale); timm's RandAugment also
+        fills with that mean, as timm's ``transforms_factory`` gives its ops ``img_mean``."""
+        if (mean, std) == (self.mean, self.std):
+            return self
+        apply = _timm_rand_augment(self.name, mean) if is_rand_augment(self.name) else self.apply
+        return replace(self, mean=tuple(mean), std=tuple(std), apply=apply)
 
     def with_magnitude(self, magnitude: int) -> "Recipe":
         """This recipe with RandAugment's magnitude ``magnitude`` (``randaugment`` only; 9 is itself)."""
@@ -246,10 +254,23 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+def _timm_rand_augment(name: str, mean: tuple):
+    """timm's RandAugment recipe ``name``: the crop and flip, then timm's ops (``timm_graph``), filling with ``mean``."""
+    config = parse(name)
+    fill = tuple(min(255, round(255 * x)) for x in mean)  # timm's transforms_factory: img_mean
+
+    def recipe(images, spec: OutputSpec, window: Window):
+        replicas = _resized_window(images, spec, window, mirror=fn.random.coin_flip(dtype=types.INT32))
+        return timm_graph.rand_augment(replicas, config, fill=fill, interp_type=spec.interp_type, size=spec.image_size)
+
+    recipe.__doc__ = f"timm's RandAugment {name}: the random-resized crop and flip, then timm's ops in DALI."
+    return recipe
+
+
 def recipe_named(name: str) -> Recipe:
     """The recipe users call ``name``: one of ``RECIPES``, or timm's RandAugment written in its
-    grammar (``"rand-m9-mstd0.5-inc1"``: the crop and flip, then ``timm_augment``'s policy, on the
-    CPU path only).
+    grammar (``"rand-m9-mstd0.5-inc1"``: the crop and flip, then timm's ops: ``timm_augment``'s
+    on the CPU path, ``timm_graph``'s in DALI).
 
     Raises:
         ValueError: naming ``recipe`` and what it can be.
@@ -260,6 +281,7 @@ def recipe_named(name: str) -> Recipe:
         return RECIPES[name]
     if is_rand_augment(name):
         parse(name)  # its errors name the recipe and the section
-        return Recipe(name, None, windowed=True, resample_in_torch=True, policy=name)  # no DALI graph
+        return Recipe(name, _timm_rand_augment(name, IMAGENET_MEAN), needs_conditionals=True, windowed=True,
+                      resample_in_torch=True, policy=name)
     raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, or timm's RandAugment "
                      f"('rand-m9-mstd0.5-inc1'), but got {name!r}")

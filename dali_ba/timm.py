@@ -59,8 +59,8 @@ FLAG_MAP = {
         "resolves it: the crop side, the val resize floor(size / crop_pct) and center crop, the normalization",
     "--train-interpolation": "bilinear, bicubic or nearest for the train crop and timm's RandAugment ops; "
                              "random (timm's default) is refused: pass one",
-    "--aa": "rand-m{M}-n{N}-mstd{S}-mmax{X}-p{P}-inc{0|1}: timm's RandAugment (CPU path); "
-            "augmix and the AutoAugment policies are refused",
+    "--aa": "rand-m{M}-n{N}-mstd{S}-mmax{X}-p{P}-inc{0|1}: timm's RandAugment, timm's own ops on the CPU, "
+            "DALI's copies on a GPU (timm_graph.py); augmix and the AutoAugment policies are refused",
     "--scale, --ratio": "timm's defaults (0.08 1, 3/4 4/3) only; others are refused",
     "--hflip, --vflip": "0.5 and 0 (timm's defaults) only; others are refused",
     "--color-jitter, --color-jitter-prob": "off under --aa, as in timm; without --aa it must be 0 (refused otherwise)",

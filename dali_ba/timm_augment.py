@@ -21,7 +21,7 @@ bytes), and so do the shears and relative translations with the bilinear filter
 One departure, named: timm 1.0.31's ``PosterizeIncreasing`` at the clipped magnitude 10 asks
 Pillow for 0 bits, which Pillow 13 refuses; here 0 bits keep no bit (black), as Pillow before 13
 gave. The draws come from the resample stage's seeded generator, so the same seed gives the same
-replicas. On a GPU (DALI's path) these recipes are refused by name (``TrainOptions``).
+replicas. On DALI's path (a GPU) the same recipe runs ``timm_graph.py``'s DALI ops.
 """
 
 from __future__ import annotations

@@ -95,3 +95,24 @@ def test_resize_size_is_the_val_recipes_and_must_hold_the_crop():
         LoaderConfig(resize_size=256)
     with pytest.raises(ValueError, match="resize_size=200 is smaller than image_size=224"):
         LoaderConfig(recipe="val", resize_size=200)
+
+
+@pytest.mark.parametrize("name, value", [("mean", (0.5, 0.5)), ("mean", "abc"), ("std", (0.5, 0.0, 0.5)),
+                                         ("std", (0.5, float("nan"), 0.5))])
+def test_mean_and_std_are_three_numbers_a_std_above_zero(name, value):
+    with pytest.raises(ValueError, match=f"{name} must be None or three numbers"):
+        LoaderConfig(**{name: value})
+
+
+def test_a_models_mean_and_std_normalize_both_paths_and_the_val_loader(color_tree):
+    """(x - 0.5) / 0.5 lies in [-1, 1]; ImageNet's normalization reaches -2.1 and 2.6."""
+    from dali_ba import EvalOptions, TrainOptions
+
+    root, _ = color_tree
+    half = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), image_size=16, device="cpu", batch_size=4)
+    for options in (TrainOptions(**half, aug_repeats=2, resample="torch").loader_options(),
+                    TrainOptions(**half, aug_repeats=2, resample="dali").loader_options(),
+                    EvalOptions(**half).loader_options()):
+        images, _ = next(iter(ImageFolderLoader(root, **options)))
+        assert images.min() >= -1.0 and images.max() <= 1.0 and images.min() < -0.3, options.get("resample", "val")
+    assert TrainOptions(**half).eval_options().mean == (0.5, 0.5, 0.5)

@@ -57,7 +57,8 @@ def test_gpu_memory_does_not_grow_across_epochs(color_tree):
     assert used[-1] <= used[1] + 64 * 2**20, [u / 2**20 for u in used]
 
 
-@pytest.mark.parametrize("recipe", ["imagenet", "cifar", "randaugment", "trivialaugment", "autoaugment", "val"])
+@pytest.mark.parametrize("recipe", ["imagenet", "cifar", "randaugment", "trivialaugment", "autoaugment", "val",
+                                    "rand-m9-mstd0.5-inc1"])
 def test_every_recipe_runs_on_the_gpu(color_tree, recipe):
     root, _ = color_tree
     images, _ = next(iter(make(root, recipe=recipe, dtype=torch.float16, channels_last=True)))
