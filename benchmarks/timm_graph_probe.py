@@ -16,7 +16,7 @@ import glob
 import warnings
 
 import numpy as np
-from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import fn, pipeline_def
 from PIL import Image
 
 from dali_ba.cli import default_dataset
@@ -38,11 +38,11 @@ class Coin:
         return self.value
 
 
-def dali_op(photos, name, magnitude, sign, interp_type, size):
+def dali_op(photos, name, magnitude, sign, interpolation, size):
     @pipeline_def(batch_size=len(photos), num_threads=2, device_id=None, enable_conditionals=True)
     def pipe():
         images = fn.external_source(source=lambda: photos, layout="HWC", batch=True)
-        return apply_op(images, name, magnitude, sign, fill=FILL, interp_type=interp_type, size=size)
+        return apply_op(images, name, magnitude, sign, fill=FILL, interpolation=interpolation, size=size)
 
     pipeline = pipe()
     pipeline.build()
@@ -71,9 +71,9 @@ def main() -> None:
     print(f"{len(photos)} photos of {default_dataset()}, {args.size} px; |DALI - timm's PIL| in levels")
     print(f"{'op':22} {'filter':8} {'mean':>7} {'max':>4} {'differ':>7}")
     for name in sorted(set(TRANSFORMS) | set(INCREASING)):
-        filters = (("bilinear", types.INTERP_LINEAR, Image.BILINEAR), ("bicubic", types.INTERP_CUBIC, Image.BICUBIC))
-        for label, interp_type, resample in filters if name in GEOMETRIC else filters[:1]:
-            diffs = [np.abs(dali_op(photos, name, m, s, interp_type, args.size).astype(int)
+        filters = (("bilinear", Image.BILINEAR), ("bicubic", Image.BICUBIC))
+        for label, resample in filters if name in GEOMETRIC else filters[:1]:
+            diffs = [np.abs(dali_op(photos, name, m, s, label, args.size).astype(int)
                             - timm_op(photos, name, m, s, resample)) for m in (3.0, 9.0) for s in (1, -1)]
             diff = np.stack(diffs)
             print(f"{name:22} {label:8} {diff.mean():7.3f} {diff.max():4d} {(diff > 0).mean():7.2%}")

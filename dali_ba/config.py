@@ -18,7 +18,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .recipes import INTERPOLATION, RECIPES, recipe_named
+from .recipes import INTERPOLATION, RANDOM, RECIPES, recipe_named
+from .timm_augment import is_rand_augment
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 ON_ERROR = ("raise", "skip")
@@ -112,8 +113,9 @@ class ReadOptions:
         _check_positive_int("read_ahead", self.read_ahead)
         if self.num_threads is not None:
             _check_positive_int("num_threads", self.num_threads)
-        if self.interpolation not in INTERPOLATION:
-            raise ValueError(f"interpolation must be one of {', '.join(map(repr, INTERPOLATION))}, but got {self.interpolation!r}")
+        if self.interpolation not in INTERPOLATION and not (self.interpolation == RANDOM and self._trains()):
+            raise ValueError(f"interpolation must be one of {', '.join(map(repr, INTERPOLATION))}"
+                             f"{self._random_note()}, but got {self.interpolation!r}")
         if self.on_error not in ON_ERROR:
             raise ValueError(f"on_error must be 'raise' or 'skip', but got {self.on_error!r}")
         object.__setattr__(self, "dtype", resolve_dtype(self.dtype))
@@ -131,6 +133,12 @@ class ReadOptions:
                 raise ValueError(f"shard_id must be < num_shards={self.num_shards}, but got {self.shard_id}")
         # Resolving the device here makes a bad one fail at construction, before any file is read.
         resolve_device(self.device)
+
+    def _trains(self) -> bool:
+        return False
+
+    def _random_note(self) -> str:
+        return " (or 'random', timm's training filter, in training loaders)"
 
     def read_options(self) -> dict:
         """The shared fields, as keyword arguments."""
@@ -185,6 +193,12 @@ class TrainOptions(ReadOptions):
                              "(TrainOptions.eval_options() gives them, with the shared options)")
         self._check_training()
 
+    def _trains(self) -> bool:
+        return getattr(self, "recipe", None) != "val"
+
+    def _random_note(self) -> str:
+        return " or 'random' (timm's: bilinear or bicubic, drawn for each replica)"
+
     def _check_training(self) -> None:
         _check_positive_int("aug_repeats", self.aug_repeats)
         if self.shuffle_window is not None:
@@ -213,6 +227,9 @@ class TrainOptions(ReadOptions):
                              f"deterministic evaluation recipe; leave random_erase at 0")
         if not (isinstance(self.roi_decode, bool) or self.roi_decode == "auto"):
             raise ValueError(f"roi_decode must be 'auto', True or False, but got {self.roi_decode!r}")
+        if self.interpolation == RANDOM and not (self.recipe == "imagenet" or is_rand_augment(self.recipe)):
+            raise ValueError(f"interpolation='random' is timm's (--train-interpolation random): the imagenet recipe's "
+                             f"crop and timm's RandAugment take it, but recipe={self.recipe!r}; pass 'bilinear' or 'bicubic'")
         if self.seed is not None:
             if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
                 raise ValueError(f"seed must be None or an int in [0, 2**63), but got {self.seed!r}")

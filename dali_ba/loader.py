@@ -111,7 +111,9 @@ class BatchAugmentLoader:
             ``"dali"``.
         interpolation: ``"bilinear"``, ``"bicubic"`` or ``"nearest"``: the filter of every resize
             (the train crop, the val resize), antialiased when shrinking except nearest, as
-            torchvision's ``--interpolation``.
+            torchvision's ``--interpolation``. ``"random"`` (timm's ``--train-interpolation``
+            default; ``imagenet`` and timm's RandAugment only): bilinear or bicubic, drawn for each
+            replica (and for each of timm's ops).
         ra_magnitude: ``randaugment`` recipe only: RandAugment's magnitude (0-30; torchvision's
             ``--ra-magnitude``, default 9), with 2 operations per image.
         random_erase: Probability that a replica gets torchvision's ``RandomErasing`` (a

@@ -31,6 +31,9 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 #: torchvision's interpolation names and DALI's filters for them.
 INTERPOLATION = {"bilinear": types.INTERP_LINEAR, "bicubic": types.INTERP_CUBIC, "nearest": types.INTERP_NN}
+#: timm's ``--train-interpolation random``: bilinear or bicubic, drawn for each replica (training only).
+RANDOM = "random"
+RANDOM_CHOICES = ("bilinear", "bicubic")
 
 #: Validation resizes the shorter side to image_size / 0.875 (256 for 224) before the center crop,
 #: unless ``resize_size`` says otherwise (torchvision's ``--val-resize-size``).
@@ -48,7 +51,8 @@ class OutputSpec:
         resize_size: ``val`` only: the shorter side before the center crop; ``None`` is
             ``round(image_size / 0.875)``.
         interpolation: ``"bilinear"``, ``"bicubic"`` or ``"nearest"``: every resize of the recipe
-            (antialiased when shrinking, except nearest), as torchvision's ``--interpolation``.
+            (antialiased when shrinking, except nearest), as torchvision's ``--interpolation``;
+            ``"random"`` (timm's, training only): bilinear or bicubic, drawn for each replica.
     """
 
     image_size: int
@@ -58,7 +62,11 @@ class OutputSpec:
     interpolation: str = "bilinear"
 
     @property
-    def interp_type(self) -> types.DALIInterpType:
+    def interp_type(self):
+        """DALI's filter; for ``"random"``, a node drawing bilinear or bicubic for each sample."""
+        if self.interpolation == RANDOM:
+            choice = fn.random.choice([int(INTERPOLATION[mode]) for mode in RANDOM_CHOICES])
+            return fn.cast(choice, dtype=types.INTERP_TYPE)
         return INTERPOLATION[self.interpolation]
 
     @property
@@ -261,7 +269,7 @@ def _timm_rand_augment(name: str, mean: tuple):
 
     def recipe(images, spec: OutputSpec, window: Window):
         replicas = _resized_window(images, spec, window, mirror=fn.random.coin_flip(dtype=types.INT32))
-        return timm_graph.rand_augment(replicas, config, fill=fill, interp_type=spec.interp_type, size=spec.image_size)
+        return timm_graph.rand_augment(replicas, config, fill=fill, interpolation=spec.interpolation, size=spec.image_size)
 
     recipe.__doc__ = f"timm's RandAugment {name}: the random-resized crop and flip, then timm's ops in DALI."
     return recipe

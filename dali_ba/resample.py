@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from nvidia.dali import types
 
 from .policies import Policy
-from .recipes import OutputSpec
+from .recipes import RANDOM, RANDOM_CHOICES, OutputSpec
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16}
 
@@ -139,13 +139,16 @@ class TorchResampler:
         flips = np.asarray(flips.as_tensor()).reshape(-1).tolist()
         erase = np.asarray(erase[0].as_tensor()).reshape(-1, 4).tolist() if erase else None
         samples = len(regions)
+        modes = None
+        if self._mode == RANDOM:  # timm's --train-interpolation random: bilinear or bicubic, each replica its own
+            modes = [RANDOM_CHOICES[i] for i in self._rng.integers(len(RANDOM_CHOICES), size=samples * self._aug_repeats)]
         ops = self._policy.draw(self._rng, samples * self._aug_repeats) if self._policy is not None else None
         images = torch.from_numpy(self._buffers.take(samples * self._aug_repeats))
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="dali-ba-resample", initializer=one_intra_op_thread)
         bounds = np.linspace(0, samples, min(self._threads, samples) + 1).astype(int)
         jobs = [
-            self._pool.submit(self._make, regions, windows, flips, erase, ops, images, first, last)
+            self._pool.submit(self._make, regions, windows, flips, erase, ops, modes, images, first, last)
             for first, last in zip(bounds[:-1], bounds[1:])
         ]
         for job in jobs:
@@ -160,7 +163,7 @@ class TorchResampler:
             self._pool.shutdown(wait=wait)
             self._pool = None
 
-    def _make(self, regions, windows, flips, erase, ops, images, first: int, last: int) -> None:
+    def _make(self, regions, windows, flips, erase, ops, modes, images, first: int, last: int) -> None:
         # float16 output is normalized in float32 here first, so that it is rounded only once.
         scratch = None if self._dtype == torch.float32 else torch.empty(3, self._size, self._size)
         for sample in range(first, last):
@@ -168,7 +171,7 @@ class TorchResampler:
             for k in range(sample * self._aug_repeats, (sample + 1) * self._aug_repeats):
                 out = images[k].permute(2, 0, 1) if self._channels_last else images[k]
                 normalized = out if scratch is None else scratch
-                replica = resized_window(region, windows[k], flips[k], self._size, self._mode)
+                replica = resized_window(region, windows[k], flips[k], self._size, modes[k] if modes else self._mode)
                 if ops is not None and ops[k]:  # the policy, on the HWC memory of the channels-last replica
                     hwc = replica.permute(1, 2, 0).numpy()
                     augmented = self._policy.apply(hwc, ops[k])

@@ -34,7 +34,7 @@ import torch
 from .config import EvalOptions, TrainOptions
 from .loader import BatchAugmentLoader
 from .order import EpochPlan
-from .recipes import INTERPOLATION, VAL_CROP_FRACTION
+from .recipes import INTERPOLATION, RANDOM, VAL_CROP_FRACTION
 from .sources import SampleIndex, StringTable, scan_image_folder
 from .timm_augment import is_rand_augment
 
@@ -57,8 +57,8 @@ FLAG_MAP = {
     "--dataset": "'' (a folder) only; torch/, hfds/, hfids/, tfds/, wds/ and a tar of images are refused",
     "--input-size, --img-size, --crop-pct, --mean, --std, --interpolation": "the model's data config, as timm "
         "resolves it: the crop side, the val resize floor(size / crop_pct) and center crop, the normalization",
-    "--train-interpolation": "bilinear, bicubic or nearest for the train crop and timm's RandAugment ops; "
-                             "random (timm's default) is refused: pass one",
+    "--train-interpolation": "the train crop's and timm's RandAugment ops' filter: bilinear, bicubic, nearest, "
+                             "or random (timm's default: bilinear or bicubic drawn for each replica and op)",
     "--aa": "rand-m{M}-n{N}-mstd{S}-mmax{X}-p{P}-inc{0|1}: timm's RandAugment, timm's own ops on the CPU, "
             "DALI's copies on a GPU (timm_graph.py); augmix and the AutoAugment policies are refused",
     "--scale, --ratio": "timm's defaults (0.08 1, 3/4 4/3) only; others are refused",
@@ -258,7 +258,7 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
         raise ValueError(f"--remode {re_mode}: timm's RandomErasing modes are {', '.join(ERASE_MODES)}")
     if not 0 <= re_prob <= 1 or (re_prob > 0 and (isinstance(re_count, bool) or not isinstance(re_count, int) or re_count < 1)):
         raise ValueError(f"--reprob {re_prob} --recount {re_count}: a probability in [0, 1] and a count >= 1")
-    _check_interpolation("--train-interpolation", interpolation)
+    _check_interpolation("--train-interpolation", interpolation, training=True)
     if collate_fn is not None and not _is_timm_mixup(collate_fn):
         raise ValueError(f"collate_fn {type(collate_fn).__name__}: dali-ba batches by itself; it takes timm's "
                          f"Mixup / FastCollateMixup (--mixup, --cutmix) and applies it to each [B*M] batch")
@@ -410,10 +410,9 @@ def _square_size(input_size) -> int:
     return int(dims[-1])
 
 
-def _check_interpolation(flag: str, mode: str) -> None:
-    if mode == "random":
-        raise ValueError(f"{flag} random (timm's default for training) draws bilinear or bicubic per image, which "
-                         f"dali-ba does not; pass {flag} bicubic (DeiT's) or bilinear")
+def _check_interpolation(flag: str, mode: str, *, training: bool = False) -> None:
+    if training and mode == RANDOM:  # timm's default: bilinear or bicubic for each replica
+        return
     if mode not in INTERPOLATION:
         raise ValueError(f"{flag} {mode}: dali-ba resizes with {', '.join(INTERPOLATION)} (antialiased when shrinking)")
 

@@ -45,8 +45,9 @@ INCREASING = tuple(f"{op}Increasing" if op in ("Posterize", "Solarize", "Color",
 LINE_SHIFTS = frozenset({"ShearX", "ShearY", "TranslateXRel", "TranslateYRel"})
 #: timm's level scale (``_LEVEL_DENOM``): a magnitude of 10 is an op's strongest.
 LEVELS = 10.0
-#: An op and its arguments, as timm's op function takes them.
-Op = tuple[str, tuple]
+#: An op and its arguments, as timm's op function takes them; with ``interpolation="random"`` a
+#: third item, the filter drawn for this op (timm draws bilinear or bicubic at every call).
+Op = tuple
 
 
 def is_rand_augment(recipe: str) -> bool:
@@ -108,7 +109,8 @@ class TimmRandAugment:
         recipe: The ``rand-...`` string.
         mean: The recipe's per-channel mean (0-1): timm fills with it, rounded to 0-255.
         interpolation: ``"bilinear"``, ``"bicubic"`` or ``"nearest"``: the geometric ops' filter, as
-            timm's ``train.py`` passes its ``--train-interpolation`` (``random`` is not offered).
+            timm's ``train.py`` passes its ``--train-interpolation``; ``"random"``: bilinear or
+            bicubic drawn for each op, as timm's ops draw when ``train.py`` passes them none.
     """
 
     def __init__(self, recipe: str, *, mean: Sequence[float], interpolation: str = "bilinear"):
@@ -116,7 +118,6 @@ class TimmRandAugment:
         self.config = parse(recipe)
         self._ops = INCREASING if self.config.increasing else TRANSFORMS
         self._fill = tuple(min(255, round(255 * x)) for x in mean)  # timm's transforms_factory
-        self._resample = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[interpolation]
         self._interpolation = interpolation
         self._functions = None  # timm's op functions, imported on first use
 
@@ -136,7 +137,10 @@ class TimmRandAugment:
                 magnitude = rng.normal(magnitude, config.magnitude_std)
             magnitude = max(0.0, min(magnitude, config.magnitude_max or LEVELS))
             name = self._ops[index]
-            ops.append((name, _arguments(name, magnitude, rng)))
+            if self._interpolation == "random":  # timm's _interpolation: random.choice((BILINEAR, BICUBIC))
+                ops.append((name, _arguments(name, magnitude, rng), ("bilinear", "bicubic")[rng.integers(2)]))
+            else:
+                ops.append((name, _arguments(name, magnitude, rng)))
         return ops
 
     def apply(self, image: np.ndarray, ops: Sequence[Op]) -> np.ndarray:
@@ -145,10 +149,11 @@ class TimmRandAugment:
         return pil_ops.chain(image, ops, lambda array, op: self._skip_pil(array, *op), self._in_pil)
 
     def _in_pil(self, picture: Image.Image, op: Op) -> Image.Image:
-        name, arguments = op
-        return self._timm_functions()[name](picture, *arguments, fillcolor=self._fill, resample=self._resample)
+        name, arguments, *drawn = op
+        resample = _RESAMPLE[drawn[0] if drawn else self._interpolation]
+        return self._timm_functions()[name](picture, *arguments, fillcolor=self._fill, resample=resample)
 
-    def _skip_pil(self, image: np.ndarray, name: str, arguments: tuple) -> np.ndarray | None:
+    def _skip_pil(self, image: np.ndarray, name: str, arguments: tuple, *drawn: str) -> np.ndarray | None:
         """The ops ``pil_ops`` computes: to PIL's bytes, or the line shifts (timm's shears and
         relative translations, bilinear) to within one level; ``None`` for the others."""
         base = name.removesuffix("Increasing")
@@ -163,7 +168,7 @@ class TimmRandAugment:
             return pil_ops.apply(image, "Invert", 0.0)
         if base == "Sharpness":
             return pil_ops.enhance_sharpness(image, arguments[0])
-        if name in LINE_SHIFTS and self._interpolation == "bilinear":
+        if name in LINE_SHIFTS and (drawn[0] if drawn else self._interpolation) == "bilinear":
             (value,) = arguments
             h, w = image.shape[:2]
             axis, coefficient, offset = {  # timm's matrices: (1, f, 0, 0, 1, 0), (1, 0, 0, f, 1, 0), ...
@@ -182,6 +187,9 @@ class TimmRandAugment:
                                   f"installed: pip install 'dali-ba[timm]'") from error
             self._functions = NAME_TO_OP
         return self._functions
+
+
+_RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
 
 def _arguments(name: str, magnitude: float, rng: np.random.Generator) -> tuple:

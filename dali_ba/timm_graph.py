@@ -36,19 +36,21 @@ from .timm_augment import INCREASING, LEVELS, TRANSFORMS, RandConfig
 _L_WEIGHTS = (19595, 38470, 7471)
 
 
-def rand_augment(images, config: RandConfig, *, fill, interp_type, size: int):
+def rand_augment(images, config: RandConfig, *, fill, interpolation: str, size: int):
     """timm's RandAugment (``config``) on a batch of ``size x size`` uint8 HWC replicas.
 
     Args:
         images: uint8 ``HWC`` replicas, all ``size x size``, on the CPU or the GPU.
         config: The parsed ``rand-...`` recipe.
         fill: timm's fill colour of the geometric ops (the mean, 0-255 per channel).
-        interp_type: The geometric ops' DALI filter.
+        interpolation: The loader's filter name; the warps filter bilinearly unless it is
+            ``"nearest"`` (DALI's warp has no bicubic filter, so bicubic and timm's ``random`` warp
+            bilinearly).
         size: The replicas' side.
     """
     names = INCREASING if config.increasing else TRANSFORMS
     ops = [_OPS[name] for name in names]
-    context = _Context(fill=[float(v) for v in fill], interp_type=interp_type, size=size)
+    context = _Context(fill=[float(v) for v in fill], interpolation=interpolation, size=size)
     identity = len(ops)
     for _ in range(config.num_ops):
         op = fn.random.uniform(values=list(range(len(ops))), dtype=types.INT32)
@@ -62,10 +64,10 @@ def rand_augment(images, config: RandConfig, *, fill, interp_type, size: int):
 
 
 class _Context:
-    def __init__(self, *, fill, interp_type, size):
+    def __init__(self, *, fill, interpolation: str, size):
         # DALI warps with nearest or linear filters only: bicubic (DeiT's) warps bilinear here.
         self.fill, self.size = fill, size
-        self.interp_type = types.INTERP_NN if interp_type == types.INTERP_NN else types.INTERP_LINEAR
+        self.interp_type = types.INTERP_NN if interpolation == "nearest" else types.INTERP_LINEAR
         border = np.zeros((size, size, 1), dtype=np.uint8)
         border[[0, -1], :] = border[:, [0, -1]] = 1
         self.border = border  # Sharpness keeps the 1-pixel border (PIL's filter does not reach it)
@@ -289,8 +291,8 @@ _OPS = {
 }
 
 
-def apply_op(images, name: str, magnitude: float, sign: float, *, fill, interp_type, size: int):
+def apply_op(images, name: str, magnitude: float, sign: float, *, fill, interpolation: str, size: int):
     """One of timm's ops at a fixed ``magnitude`` (0-10) and ``sign``: for the op-by-op tests."""
-    context = _Context(fill=[float(v) for v in fill], interp_type=interp_type, size=size)
+    context = _Context(fill=[float(v) for v in fill], interpolation=interpolation, size=size)
     level = fn.cast(_constant(float(magnitude)), dtype=types.FLOAT64) / LEVELS  # as rand_augment computes it
     return _OPS[name](images, level, fn.cast(_constant(float(sign)), dtype=types.FLOAT64), context)

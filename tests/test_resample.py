@@ -15,6 +15,7 @@ import torchvision.transforms.v2.functional as TF
 from nvidia.dali import types
 from nvidia.dali.tensors import TensorListCPU
 
+from dali_ba import ImageFolderLoader
 from dali_ba.recipes import IMAGENET_MEAN, IMAGENET_STD, OutputSpec
 from dali_ba.resample import BatchBuffers, TorchResampler, one_intra_op_thread, resized_window
 from dali_ba.synthetic import natural_image
@@ -129,3 +130,36 @@ def test_the_workers_single_thread_setting_stays_on_their_own_thread():
         assert seen["took"] and seen["threads"] == 1
     else:  # no OpenMP runtime to set: nothing may have changed
         assert seen["threads"] == (1 if seen["took"] else before)
+
+
+def test_random_interpolation_gives_each_replica_bilinear_or_bicubic(color_tree):
+    """timm's --train-interpolation random: each replica is the bilinear or the bicubic one, both occur."""
+    root, _ = color_tree
+    options = dict(batch_size=4, aug_repeats=4, image_size=16, device="cpu", seed=0, resample="torch")
+    made = {mode: next(iter(ImageFolderLoader(root, interpolation=mode, **options)))[0]
+            for mode in ("random", "bilinear", "bicubic")}
+    which = [("bilinear" if torch.equal(r, b) else "bicubic" if torch.equal(r, c) else None)
+             for r, b, c in zip(made["random"], made["bilinear"], made["bicubic"])]
+    assert None not in which and set(which) == {"bilinear", "bicubic"}, which
+
+
+def test_random_interpolation_in_dali_is_bilinear_or_bicubic_for_each_sample():
+    from nvidia.dali import fn, pipeline_def, types
+
+    from dali_ba.recipes import OutputSpec
+
+    images = [np.random.default_rng(k).integers(0, 255, (40, 50, 3), dtype=np.uint8) for k in range(16)]
+
+    @pipeline_def(batch_size=16, num_threads=1, device_id=None, seed=1)
+    def pipe():
+        x = fn.external_source(source=lambda: images, layout="HWC", batch=True)
+        resize = lambda interp: fn.resize(x, size=(16, 16), interp_type=interp, antialias=True)  # noqa: E731
+        spec = OutputSpec(16, types.FLOAT, False, interpolation="random")
+        return resize(spec.interp_type), resize(types.INTERP_LINEAR), resize(types.INTERP_CUBIC)
+
+    pipeline = pipe()
+    pipeline.build()
+    mixed, linear, cubic = (np.stack([np.asarray(t[i]) for i in range(16)]) for t in pipeline.run())
+    which = ["bilinear" if np.array_equal(m, b) else "bicubic" if np.array_equal(m, c) else None
+             for m, b, c in zip(mixed, linear, cubic)]
+    assert None not in which and set(which) == {"bilinear", "bicubic"}, which

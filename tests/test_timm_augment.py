@@ -155,3 +155,17 @@ def test_the_loader_takes_the_recipe_on_the_cpu_and_refuses_it_in_dali(color_tre
     policy = TimmRandAugment("rand-m9", mean=IMAGENET_MEAN)
     with pytest.raises(ImportError, match=r"dali-ba\[timm\]"):
         policy.apply(natural_image(np.random.default_rng(0), 8, 8), [("Rotate", (10.0,))])
+
+
+def test_random_interpolation_draws_bilinear_or_bicubic_for_each_op_as_timm(monkeypatch):
+    """timm's ops take no filter from train.py with --train-interpolation random, and draw one at each call."""
+    policy = TimmRandAugment("rand-m9-n4-p1.0", mean=IMAGENET_MEAN, interpolation="random")
+    ops = [op for replica in policy.draw(np.random.default_rng(0), 200) for op in replica]
+    assert {op[2] for op in ops} == {"bilinear", "bicubic"} and all(len(op) == 3 for op in ops)
+    image = natural_image(np.random.default_rng(1), 40, 40)
+    for name in ("Rotate", "ShearX", "TranslateXRel"):
+        for mode, resample in (("bilinear", Image.BILINEAR), ("bicubic", Image.BICUBIC)):
+            ours = policy.apply(image, [(name, (0.2 if name != "Rotate" else 20.0,), mode)])
+            theirs = np.asarray(auto_augment.NAME_TO_OP[name](Image.fromarray(image), 0.2 if name != "Rotate" else 20.0,
+                                                             fillcolor=FILL, resample=resample))
+            assert np.abs(ours.astype(int) - theirs).max() <= 1, (name, mode)

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from nvidia.dali import fn, pipeline_def, types
+from nvidia.dali import fn, pipeline_def
 from PIL import Image
 
 from conftest import SMALL
@@ -52,9 +52,9 @@ def run_graph(build, batch=PHOTOS, seed=0, iterations=1):
     return outputs
 
 
-def op_graph(name, magnitude, sign, interp_type=types.INTERP_LINEAR):
+def op_graph(name, magnitude, sign, interpolation="bilinear"):
     """A graph of timm's op ``name`` at a fixed magnitude and sign (``timm_graph.apply_op``)."""
-    return lambda images: apply_op(images, name, magnitude, sign, fill=FILL, interp_type=interp_type, size=SIZE)
+    return lambda images: apply_op(images, name, magnitude, sign, fill=FILL, interpolation=interpolation, size=SIZE)
 
 
 def timms(name, magnitude, sign, image, resample=Image.BILINEAR):
@@ -99,8 +99,8 @@ def test_geometric_ops_move_the_image_as_timm_does():
 
 def test_bicubic_geometric_ops_are_bilinear_in_dali():
     """DALI's warp has no bicubic filter: with bicubic (DeiT's), the geometric ops filter bilinearly."""
-    bilinear = run_graph(op_graph("Rotate", 9.0, 1, types.INTERP_LINEAR))
-    bicubic = run_graph(op_graph("Rotate", 9.0, 1, types.INTERP_CUBIC))
+    bilinear = run_graph(op_graph("Rotate", 9.0, 1, "bilinear"))
+    bicubic = run_graph(op_graph("Rotate", 9.0, 1, "bicubic"))
     assert all(np.array_equal(a, b) for a, b in zip(bilinear, bicubic))
 
 
@@ -125,7 +125,7 @@ def test_the_draws_are_timms_ops_uniformly_each_applied_with_p():
     names = INCREASING
     for prob, seed in ((1.0, 1), (0.5, 2)):
         config = RandConfig(magnitude=9, num_ops=1, magnitude_std=0.0, increasing=True, prob=prob)
-        graph = functools.partial(rand_augment, config=config, fill=FILL, interp_type=types.INTERP_LINEAR, size=SIZE)
+        graph = functools.partial(rand_augment, config=config, fill=FILL, interpolation="bilinear", size=SIZE)
         outputs = run_graph(graph, BATCH, seed=seed, iterations=6)
         untouched = [np.array_equal(out, PHOTO) for out in outputs]
         made = classify([out for out, same in zip(outputs, untouched) if not same], names, 9.0)
