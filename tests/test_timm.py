@@ -295,7 +295,7 @@ TRAIN_FLAG_SETS = {
     "rsb-a2": "--aa rand-m7-mstd0.5-inc1 --aug-repeats 3 --mixup 0.1 --cutmix 1.0 --bce-loss --crop-pct 0.95 "
               "--model test_resnet -b 6",
     "rsb-a3": "--aa rand-m6-mstd0.5-inc1 --mixup 0.1 --cutmix 1.0 --bce-loss --crop-pct 0.95 "
-              "--train-interpolation bicubic --model test_resnet -b 4 --batch-augment 2",
+              "--model test_resnet -b 4 --batch-augment 2",
     "default": "--color-jitter 0 --model test_resnet -b 4 --batch-augment 2",
 }
 
