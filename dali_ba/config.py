@@ -184,6 +184,8 @@ class TrainOptions(ReadOptions):
     resample: str = "auto"
     ra_magnitude: int = 9
     random_erase: float = 0.0
+    color_jitter: object = 0.0  # a factor for brightness, contrast and saturation, or the three
+    color_jitter_prob: float | None = None
     epoch_samples: object = None  # int, None, or (num_samples, num_shards) -> int
 
     def __post_init__(self):
@@ -227,12 +229,42 @@ class TrainOptions(ReadOptions):
                              f"deterministic evaluation recipe; leave random_erase at 0")
         if not (isinstance(self.roi_decode, bool) or self.roi_decode == "auto"):
             raise ValueError(f"roi_decode must be 'auto', True or False, but got {self.roi_decode!r}")
+        jitter = self.color_jitter_factors
+        if jitter is not None and self.recipe != "imagenet":
+            raise ValueError(f"color_jitter follows the imagenet recipe's crop and flip (timm turns it off under --aa), "
+                             f"but recipe={self.recipe!r}; leave color_jitter at 0")
+        prob = self.color_jitter_prob
+        if prob is not None and (isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0 <= prob <= 1):
+            raise ValueError(f"color_jitter_prob is a probability in [0, 1] or None, but got {prob!r}")
+        if prob is not None and jitter is None:
+            raise ValueError(f"color_jitter_prob={prob} is the probability of color_jitter, which is off; set "
+                             f"color_jitter or leave color_jitter_prob None")
         if self.interpolation == RANDOM and not (self.recipe == "imagenet" or is_rand_augment(self.recipe)):
             raise ValueError(f"interpolation='random' is timm's (--train-interpolation random): the imagenet recipe's "
                              f"crop and timm's RandAugment take it, but recipe={self.recipe!r}; pass 'bilinear' or 'bicubic'")
         if self.seed is not None:
             if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
                 raise ValueError(f"seed must be None or an int in [0, 2**63), but got {self.seed!r}")
+
+    @property
+    def color_jitter_factors(self) -> tuple | None:
+        """``color_jitter`` as ``(brightness, contrast, saturation)``, or ``None`` where it is off.
+
+        Raises:
+            ValueError: Not a number >= 0 or three of them (a hue, timm's fourth value, is refused).
+        """
+        value = self.color_jitter
+        factors = (value,) * 3 if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        try:
+            factors = tuple(float(x) for x in factors)
+        except TypeError:
+            factors = ()
+        if len(factors) == 4 and factors[3] == 0:
+            factors = factors[:3]
+        if len(factors) != 3 or not all(math.isfinite(x) and x >= 0 for x in factors):
+            raise ValueError(f"color_jitter is a factor >= 0 for brightness, contrast and saturation, or three of them "
+                             f"(torchvision's ColorJitter; a hue is not offered), but got {value!r}")
+        return factors if any(factors) else None
 
     def loader_options(self) -> dict:
         """The keyword arguments of a loader that trains this way."""

@@ -119,6 +119,12 @@ class BatchAugmentLoader:
         random_erase: Probability that a replica gets torchvision's ``RandomErasing`` (a
             rectangle of 2-33% of it, aspect 0.3-3.3, set to 0 after normalization), drawn for
             each replica on its own (``erasing.py``); torchvision's ``--random-erase``.
+        color_jitter: torchvision's ``ColorJitter`` after the ``imagenet`` recipe's crop and flip, as
+            timm's ``--color-jitter`` (its default 0.4 without ``--aa``): a factor for brightness,
+            contrast and saturation, or three; each replica draws its factors and their order.
+            ``0`` is off. On the CPU torchvision's PIL ops; in DALI, PIL's arithmetic (``timm_graph``).
+        color_jitter_prob: The probability that a replica is jittered (timm's ``--color-jitter-prob``);
+            ``None`` is always.
         mean, std: The per-channel mean and standard deviation (0-1 scale, RGB) that the replicas
             are normalized with, a model's own (timm's ``--mean``/``--std``); ``None`` is the
             recipe's (ImageNet's, CIFAR's for ``cifar``). timm's RandAugment fills with this mean.
@@ -150,6 +156,8 @@ class BatchAugmentLoader:
         self.resample = config.resolve_resample(self.device)
         recipe = recipe_named(config.recipe).with_magnitude(config.ra_magnitude)
         recipe = recipe.normalized(config.mean or recipe.mean, config.std or recipe.std)
+        if config.color_jitter_factors is not None:
+            recipe = recipe.with_color_jitter(config.color_jitter_factors, config.color_jitter_prob)
         #: Whether this loader decodes only the windows' union (``roi_decode`` resolved on its device).
         self.roi_decode, gpu_options = (
             region_decode_plan(config.roi_decode, self.device) if recipe.windowed else (False, {})

@@ -104,9 +104,54 @@ class Policy:
             lambda picture, op: self._apply_op(picture, *op, interpolation=self._interpolation, fill=None))
 
 
+class ColorJitter:
+    """torchvision's ``ColorJitter(brightness, contrast, saturation)`` for replicas, as timm applies
+    it without ``--aa``, with the interface of :class:`Policy`.
+
+    The draws follow ``ColorJitter.get_params``: an order of the four components (hue, which is
+    not offered, is skipped), and for each non-zero one a factor uniform in
+    ``[max(0, 1 - x), 1 + x]``; with ``prob``, the whole only with that probability (timm's
+    ``--color-jitter-prob``, ``RandomApply``). The ops are torchvision's ``adjust_brightness``,
+    ``adjust_contrast`` and ``adjust_saturation`` on PIL (PIL's enhancers).
+
+    Args:
+        factors: ``(brightness, contrast, saturation)``.
+        prob: The probability of jittering a replica; ``None`` is always.
+    """
+
+    NAMES = ("brightness", "contrast", "saturation")
+
+    def __init__(self, factors: Sequence[float], prob: float | None = None):
+        self.name = "color_jitter"
+        self._ranges = [(max(0.0, 1.0 - x), 1.0 + x) if x > 0 else None for x in factors]
+        self._prob = prob
+
+    def draw(self, rng: np.random.Generator, count: int) -> list[list[Op]]:
+        """The ops of ``count`` replicas: ``(component, factor)`` in the order to apply."""
+        replicas = []
+        for _ in range(count):
+            if self._prob is not None and self._prob < rng.random():  # RandomApply: skipped when p < rand
+                replicas.append([])
+                continue
+            order = rng.permutation(4)  # ColorJitter.get_params: torch.randperm(4), hue (3) left out
+            factors = [rng.uniform(*r) if r is not None else None for r in self._ranges]
+            replicas.append([(self.NAMES[i], factors[i]) for i in order if i < 3 and factors[i] is not None])
+        return replicas
+
+    def apply(self, image: np.ndarray, ops: Sequence[Op]) -> np.ndarray:
+        """``image`` (uint8 ``HWC``) with ``ops`` applied as torchvision's ``adjust_*`` on PIL, as a new array."""
+        from torchvision.transforms import functional as F
+
+        adjust = {"brightness": F.adjust_brightness, "contrast": F.adjust_contrast, "saturation": F.adjust_saturation}
+        return pil_ops.chain(image, ops, lambda array, op: None, lambda picture, op: adjust[op[0]](picture, op[1]))
+
+
 def policy_for(recipe, *, size: int, interpolation: str):
     """The CPU path's policy for ``recipe`` (a ``recipes.Recipe``): torchvision's (:class:`Policy`),
-    timm's RandAugment (``timm_augment``) for a recipe in its grammar, or ``None`` for none."""
+    timm's RandAugment (``timm_augment``) for a recipe in its grammar, torchvision's
+    :class:`ColorJitter` where the recipe has one, or ``None`` for none."""
+    if recipe.color_jitter:
+        return ColorJitter(recipe.color_jitter, recipe.color_jitter_prob)
     if is_rand_augment(recipe.name):
         return TimmRandAugment(recipe.name, mean=recipe.mean, interpolation=interpolation)
     if recipe.policy:

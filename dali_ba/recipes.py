@@ -215,6 +215,9 @@ class Recipe:
         policy: The torchvision auto-augment policy after the crop and flip (``policies.POLICIES``),
             which the CPU path applies; ``None`` for none. On a GPU ``apply`` runs DALI's.
         magnitude: RandAugment's magnitude (``randaugment`` only).
+        color_jitter: torchvision's ``ColorJitter`` factors ``(brightness, contrast, saturation)``
+            after the crop and flip (timm's ``--color-jitter``; ``imagenet`` only), or ``None``.
+        color_jitter_prob: The probability of jittering a replica (``None``: always).
     """
 
     name: str
@@ -226,6 +229,8 @@ class Recipe:
     resample_in_torch: bool = False
     policy: str | None = None
     magnitude: int = 9
+    color_jitter: tuple | None = None
+    color_jitter_prob: float | None = None
 
     def normalized(self, mean: tuple, std: tuple) -> "Recipe":
         """This recipe normalizing with ``mean`` and ``std`` (0-1 scale); timm's RandAugment also
@@ -234,6 +239,18 @@ class Recipe:
             return self
         apply = _timm_rand_augment(self.name, mean) if is_rand_augment(self.name) else self.apply
         return replace(self, mean=tuple(mean), std=tuple(std), apply=apply)
+
+    def with_color_jitter(self, factors: tuple, prob: float | None) -> "Recipe":
+        """This recipe with torchvision's ``ColorJitter(*factors)`` after its crop and flip (``imagenet`` only)."""
+        if self.name != "imagenet":
+            raise ValueError(f"color jitter follows the imagenet recipe's crop and flip, not {self.name!r}")
+        crop = self.apply
+
+        def recipe(images, spec: OutputSpec, window: Window):
+            return timm_graph.color_jitter(crop(images, spec, window), factors, prob, size=spec.image_size)
+
+        recipe.__doc__ = f"{crop.__doc__} Then ColorJitter{tuple(factors)}" + (f", with probability {prob}." if prob else ".")
+        return replace(self, apply=recipe, needs_conditionals=True, color_jitter=tuple(factors), color_jitter_prob=prob)
 
     def with_magnitude(self, magnitude: int) -> "Recipe":
         """This recipe with RandAugment's magnitude ``magnitude`` (``randaugment`` only; 9 is itself)."""

@@ -63,7 +63,8 @@ FLAG_MAP = {
             "DALI's copies on a GPU (timm_graph.py); augmix and the AutoAugment policies are refused",
     "--scale, --ratio": "timm's defaults (0.08 1, 3/4 4/3) only; others are refused",
     "--hflip, --vflip": "0.5 and 0 (timm's defaults) only; others are refused",
-    "--color-jitter, --color-jitter-prob": "off under --aa, as in timm; without --aa it must be 0 (refused otherwise)",
+    "--color-jitter, --color-jitter-prob": "torchvision's ColorJitter (brightness, contrast, saturation) after the crop "
+                                           "and flip, each replica its own draws; off under --aa, as in timm; a hue is refused",
     "--grayscale-prob, --gaussian-blur-prob": "0 only; others are refused",
     "--reprob, --remode, --recount": "timm's RandomErasing on the normalized [B*M] batch, drawn for each replica",
     "--resplit, --aug-splits, --jsd-loss": "refused (AugMix's split batches)",
@@ -248,10 +249,10 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
     if aa is not None and not is_rand_augment(aa):
         raise ValueError(f"--aa {aa}: dali-ba has timm's RandAugment ('rand-m9-mstd0.5-inc1'); augmix and the "
                          f"AutoAugment policies (original, originalr, v0, v0r, 3a) are refused")
-    jitter = color_jitter if isinstance(color_jitter, (list, tuple)) else (color_jitter or 0,)
-    if aa is None and any(jitter):  # timm turns color jitter off under --aa ('3a' is refused above)
-        raise ValueError(f"--color-jitter {color_jitter} (timm's default without --aa is 0.4): dali-ba has no "
-                         f"ColorJitter; pass --color-jitter 0, or a RandAugment --aa")
+    jitter = tuple(color_jitter) if isinstance(color_jitter, (list, tuple)) else (color_jitter or 0.0)
+    if len(jitter if isinstance(jitter, tuple) else ()) == 4 and jitter[3]:
+        raise ValueError(f"--color-jitter {' '.join(map(str, jitter))}: a hue jitter (the fourth value) is not offered "
+                         f"by dali-ba; pass three values")
     _refuse_set(grayscale_prob=grayscale_prob, gaussian_blur_prob=gaussian_blur_prob, num_aug_splits=num_aug_splits,
                 re_split=re_split)
     if re_mode not in ERASE_MODES:
@@ -267,6 +268,9 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
         raise ValueError(f"--aug-repeats {num_aug_repeats} and --batch-augment {batch_augment}: pick one (K replicas of "
                          f"-b / K images, or -b images times M)")
     options = dict(recipe=aa or "imagenet")
+    if aa is None and color_jitter is not None:  # timm turns color jitter off under --aa ('3a' is refused above)
+        options.update(color_jitter=jitter[:3] if isinstance(jitter, tuple) else jitter,
+                       color_jitter_prob=color_jitter_prob if jitter else None)
     if repeats:
         if float(repeats) != int(repeats) or repeats < 1:
             raise ValueError(f"--aug-repeats {num_aug_repeats}: dali-ba repeats each image a whole number of times")

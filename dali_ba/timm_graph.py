@@ -24,6 +24,7 @@ constant. Per-replica parameters are CPU scalars, moved to the GPU where the ima
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -86,15 +87,15 @@ def _magnitude(config: RandConfig):
     return dmath.clamp(magnitude, 0.0, float(config.magnitude_max or LEVELS))
 
 
-def _select(ops, index, lo: int, hi: int, images, level, sign, context):
-    """``ops[index](images, level, sign, context)``, each replica its own op (DALI's conditionals)."""
+def _select(ops, index, lo: int, hi: int, *args):
+    """``ops[index](*args)``, each replica its own op (DALI's conditionals split the batch)."""
     if lo == hi:
-        return ops[lo](images, level, sign, context)
+        return ops[lo](*args)
     mid = (lo + hi) // 2
     if index <= mid:
-        return _select(ops, index, lo, mid, images, level, sign, context)
+        return _select(ops, index, lo, mid, *args)
     else:
-        return _select(ops, index, mid + 1, hi, images, level, sign, context)
+        return _select(ops, index, mid + 1, hi, *args)
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -242,27 +243,31 @@ def _solarize_add(images, level, sign, context):
 
 def _enhance(kind: str, increasing: bool):
     def op(images, level, sign, context):
-        factor = _enhance_factor(level, sign, increasing)
-        if kind == "Brightness":  # degenerate: black
-            return _blend(_constant(0, types.UINT8), images, factor)
-        if kind == "Color":  # degenerate: the grayscale image, as RGB
-            return _blend(_gray(images), images, factor)
-        if kind == "Contrast":  # degenerate: the grayscale mean, int(mean + 0.5), everywhere
-            mean = fn.reductions.mean(fn.cast(_gray(images), dtype=types.FLOAT), axes=[0, 1, 2], keep_dims=True)
-            return _blend(dmath.floor(mean + 0.5), images, factor)
-        # Sharpness: degenerate is PIL's SMOOTH filter, (sum of the 3x3 + 4 centre + 6) // 13, border kept.
-        kernel = np.ones((3, 3), dtype=np.float32)
-        kernel[1, 1] = 5.0
-        total = fn.cast(fn.filter(images, _on(_constant(kernel), images), dtype=types.FLOAT),
-                        dtype=types.INT32)
-        smooth = (total + 6) // 13
-        border = _on(_constant(context.border, types.UINT8), images)
-        kept = fn.cast(border, dtype=types.INT32)
-        degenerate = smooth * (1 - kept) + fn.cast(images, dtype=types.INT32) * kept
-        return _blend(degenerate, images, factor)
+        return _enhanced(images, kind, _enhance_factor(level, sign, increasing), context)
 
     op.__name__ = f"_{kind.lower()}{'_increasing' if increasing else ''}"
     return op
+
+
+def _enhanced(images, kind: str, factor, context):
+    """PIL's ``ImageEnhance.<kind>(image).enhance(factor)``: a blend of ``images`` with a degenerate image."""
+    if kind == "Brightness":  # degenerate: black
+        return _blend(_constant(0, types.UINT8), images, factor)
+    if kind == "Color":  # degenerate: the grayscale image, as RGB
+        return _blend(_gray(images), images, factor)
+    if kind == "Contrast":  # degenerate: the grayscale mean, int(mean + 0.5), everywhere
+        mean = fn.reductions.mean(fn.cast(_gray(images), dtype=types.FLOAT), axes=[0, 1, 2], keep_dims=True)
+        return _blend(dmath.floor(mean + 0.5), images, factor)
+    # Sharpness: degenerate is PIL's SMOOTH filter, (sum of the 3x3 + 4 centre + 6) // 13, border kept.
+    kernel = np.ones((3, 3), dtype=np.float32)
+    kernel[1, 1] = 5.0
+    total = fn.cast(fn.filter(images, _on(_constant(kernel), images), dtype=types.FLOAT),
+                    dtype=types.INT32)
+    smooth = (total + 6) // 13
+    border = _on(_constant(context.border, types.UINT8), images)
+    kept = fn.cast(border, dtype=types.INT32)
+    degenerate = smooth * (1 - kept) + fn.cast(images, dtype=types.INT32) * kept
+    return _blend(degenerate, images, factor)
 
 
 def _shear_x(images, level, sign, context):  # (1, f, 0, 0, 1, 0), f = +-0.3 level
@@ -289,6 +294,56 @@ _OPS = {
     **{f"{name}Increasing": _enhance(name, True) for name in ("Color", "Contrast", "Brightness", "Sharpness")},
     "ShearX": _shear_x, "ShearY": _shear_y, "TranslateXRel": _translate_x_rel, "TranslateYRel": _translate_y_rel,
 }
+
+
+#: torchvision's ColorJitter components (``fn_idx`` 0, 1, 2) and the PIL enhancer each one is.
+JITTER = (("brightness", "Brightness"), ("contrast", "Contrast"), ("saturation", "Color"))
+
+
+def color_jitter(images, factors, prob: float | None = None, *, size: int, params: bool = False):
+    """torchvision's ``ColorJitter(brightness, contrast, saturation)`` on PIL, as timm applies it.
+
+    Each replica draws a factor for each non-zero component uniformly in ``[max(0, 1 - x), 1 + x]``
+    and applies the three PIL enhancers (Brightness, Contrast, Color) in a random order, as
+    ``ColorJitter.forward`` does; with ``prob``, the whole of it only with that probability
+    (timm's ``--color-jitter-prob``, a ``RandomApply``). The enhancers are PIL's blends, to the
+    pixel (see the module docstring).
+
+    Args:
+        images: uint8 ``HWC`` replicas, ``size x size``.
+        factors: ``(brightness, contrast, saturation)``.
+        prob: The probability of jittering a replica; ``None`` is always.
+        params: Also return, for tests, each replica's factors ``[3]`` (1 for a component left out)
+            and its order's index into :func:`jitter_orders`.
+    """
+    kinds = [kind for (name, kind), value in zip(JITTER, factors) if value > 0]
+    context = _Context(fill=[0.0, 0.0, 0.0], interpolation="bilinear", size=size)
+    drawn = {kind: fn.random.uniform(range=[max(0.0, 1.0 - value), 1.0 + value])
+             for (_, kind), value in zip(JITTER, factors) if value > 0}
+    orders = list(itertools.permutations(kinds))
+    order = fn.random.uniform(values=list(range(len(orders))), dtype=types.INT32)
+    if prob is not None:
+        applied = fn.cast(fn.random.coin_flip(probability=prob), dtype=types.INT32)
+        order = order * applied + len(orders) * (1 - applied)
+
+    def jitter(sequence):
+        def apply(images, *factors):
+            for kind in sequence:
+                images = _enhanced(images, kind, factors[kinds.index(kind)], context)
+            return images
+        return apply
+
+    branches = [jitter(sequence) for sequence in orders] + [lambda images, *factors: images]
+    out = _select(branches, order, 0, len(orders), images, *[drawn[kind] for kind in kinds])
+    if not params:
+        return out
+    ones = _constant(1.0)
+    return out, fn.stack(*[drawn.get(kind, ones) for _, kind in JITTER]), order
+
+
+def jitter_orders(factors) -> list[tuple[str, ...]]:
+    """The orders :func:`color_jitter` draws from, by index (then, at ``len``, none applied)."""
+    return list(itertools.permutations([kind for (_, kind), value in zip(JITTER, factors) if value > 0]))
 
 
 def apply_op(images, name: str, magnitude: float, sign: float, *, fill, interpolation: str, size: int):

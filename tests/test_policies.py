@@ -208,3 +208,29 @@ def test_the_cpu_path_keeps_the_contract_and_the_same_seed_gives_the_same_batche
     images, labels = next(iter(ImageFolderLoader(root, **dict(options, seed=4))))
     assert images.shape == (12, 3, 16, 16) and images.dtype == torch.float32
     assert all(len(set(labels[3 * j:3 * j + 3].tolist())) == 1 for j in range(4)), "a sample's replicas share its label"
+
+
+def test_color_jitter_draws_as_torchvisions_colorjitter_and_applies_its_pil_ops():
+    """ColorJitter.get_params: a random order of the components, each factor uniform in [1 - x, 1 + x];
+    RandomApply(p) leaves a replica untouched when p < rand. The ops are torchvision's adjust_* on PIL."""
+    from torchvision.transforms import functional as F
+
+    from dali_ba.policies import ColorJitter
+
+    jitter = ColorJitter((0.4, 0.2, 0.0), prob=0.7)
+    draws = jitter.draw(np.random.default_rng(0), 4000)
+    skipped = sum(not ops for ops in draws) / len(draws)
+    assert abs(skipped - 0.3) < 0.03
+    applied = [ops for ops in draws if ops]
+    assert all({name for name, _ in ops} == {"brightness", "contrast"} for ops in applied)  # saturation 0: left out
+    orders = Counter(tuple(name for name, _ in ops) for ops in applied)
+    assert set(orders) == {("brightness", "contrast"), ("contrast", "brightness")}
+    assert abs(orders[("brightness", "contrast")] / len(applied) - 0.5) < 0.04
+    brightness = np.array([f for ops in applied for name, f in ops if name == "brightness"])
+    contrast = np.array([f for ops in applied for name, f in ops if name == "contrast"])
+    assert 0.6 <= brightness.min() and brightness.max() <= 1.4 and abs(brightness.mean() - 1) < 0.02
+    assert 0.8 <= contrast.min() and contrast.max() <= 1.2 and abs(contrast.std() - 0.4 / 12 ** 0.5) < 0.01
+    image = natural_image(np.random.default_rng(1), 24, 20)
+    ops = [("saturation", 1.3), ("brightness", 0.7), ("contrast", 1.25)]
+    expected = F.adjust_contrast(F.adjust_brightness(F.adjust_saturation(Image.fromarray(image), 1.3), 0.7), 1.25)
+    assert np.array_equal(jitter.apply(image, ops), np.asarray(expected))

@@ -82,7 +82,6 @@ OK = ("--train-interpolation", "bicubic", "--aa", "rand-m9-mstd0.5-inc1", "-b", 
 @pytest.mark.parametrize("argv, message", [
     (("--dataset", "torch/cifar10"), "--dataset torch/cifar10"),
     (("--no-aug",), "--no-aug"),
-    (("--train-interpolation", "bicubic"), "--color-jitter 0.4"),
     (("--train-interpolation", "bicubic", "--aa", "augmix-m5-w4-d2"), "--aa augmix-m5-w4-d2"),
     (("--train-interpolation", "bicubic", "--aa", "original"), "--aa original"),
     ((*OK, "--train-interpolation", "lanczos"), "--train-interpolation lanczos"),
@@ -114,8 +113,23 @@ def test_flags_timm_honours_pass_the_check():
     for argv in (OK, (*OK, "--aug-repeats", "3", "--reprob", "0.25", "--mixup", "0.8", "--cutmix", "1.0"),
                  ("--train-interpolation", "bilinear", "--color-jitter", "0", "--batch-augment", "4"),
                  (*OK, "--color-jitter", "0.3", "--grayscale-prob", "0", "--scale", "0.08", "1.0"),
-                 ("--aa", "rand-m7-mstd0.5-inc1", "-b", "6", "--aug-repeats", "3")):  # --train-interpolation random
+                 ("--aa", "rand-m7-mstd0.5-inc1", "-b", "6", "--aug-repeats", "3"),  # --train-interpolation random
+                 ("-b", "6"), ("--color-jitter-prob", "0.8")):  # timm's defaults: random filter, --color-jitter 0.4
         assert callable(loader_factory(timm_args(*argv)))
+
+
+def test_color_jitter_is_timms_default_without_aa_and_off_under_it(timm_tree):
+    plain = create_loader(timm_tree / "train", 16, 4, is_training=True, interpolation="random", device="cpu", seed=0,
+                          color_jitter_prob=0.8)
+    assert (plain.loader.config.color_jitter, plain.loader.config.color_jitter_prob) == (0.4, 0.8)
+    assert plain.loader.config.interpolation == "random"
+    assert next(iter(plain))[0].shape == (4, 3, 16, 16)
+    under_aa = create_loader(timm_tree / "train", 16, 4, is_training=True, auto_augment="rand-m9", device="cpu")
+    assert under_aa.loader.config.color_jitter == 0.0 and under_aa.loader.config.color_jitter_prob is None
+    three = create_loader(timm_tree / "train", 16, 4, is_training=True, color_jitter=(0.1, 0.2, 0.3, 0.0), device="cpu")
+    assert three.loader.config.color_jitter_factors == (0.1, 0.2, 0.3)
+    with pytest.raises(ValueError, match="a hue jitter"):
+        create_loader(timm_tree / "train", 16, 4, is_training=True, color_jitter=(0.4, 0.4, 0.4, 0.1), device="cpu")
 
 
 @pytest.mark.parametrize("num_samples, world, reps, batch_size", [
@@ -285,8 +299,7 @@ def test_readmes_change_applies_with_patch(tmp_path):
 
 #: The flag sets the script is run with: DeiT's (deit/main.py's defaults), "ResNet strikes back"
 #: A1, A2, A3 (Wightman et al. 2021, table 1) and timm's defaults (--train-interpolation random where
-#: a set names none). Without --aa a set adds --color-jitter 0, which dali-ba asks for, and each a
-#: batch this machine runs.
+#: a set names none; --color-jitter 0.4 without --aa), each with a batch this machine runs.
 TRAIN_FLAG_SETS = {
     "deit": "--aa rand-m9-mstd0.5-inc1 --reprob 0.25 --remode pixel --aug-repeats 3 --mixup 0.8 --cutmix 1.0 "
             "--smoothing 0.1 --train-interpolation bicubic --model test_vit -b 6",
@@ -296,7 +309,7 @@ TRAIN_FLAG_SETS = {
               "--model test_resnet -b 6",
     "rsb-a3": "--aa rand-m6-mstd0.5-inc1 --mixup 0.1 --cutmix 1.0 --bce-loss --crop-pct 0.95 "
               "--model test_resnet -b 4 --batch-augment 2",
-    "default": "--color-jitter 0 --model test_resnet -b 4 --batch-augment 2",
+    "default": "--model test_resnet -b 4 --batch-augment 2",
 }
 
 

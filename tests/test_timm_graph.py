@@ -148,3 +148,35 @@ def test_the_dali_path_runs_timms_recipe_with_the_loaders_contract(color_tree):
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     half = next(iter(ImageFolderLoader(root, **dict(options, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)))))[0]
     assert half.min() >= -1.0 and half.max() <= 1.0
+
+
+@pytest.mark.parametrize("factors, prob", [((0.4, 0.4, 0.4), None), ((0.5, 0.0, 0.3), 0.6)])
+def test_color_jitter_in_dali_is_torchvisions_pil_colorjitter(factors, prob):
+    """Each replica: its drawn factors, in its drawn order, through torchvision's adjust_* on PIL, to the pixel."""
+    from torchvision.transforms import functional as F
+
+    from dali_ba.timm_graph import color_jitter, jitter_orders
+
+    @pipeline_def(batch_size=32, num_threads=1, device_id=None, enable_conditionals=True, seed=4)
+    def pipe():
+        images = fn.external_source(source=lambda: [PHOTOS[k % 6] for k in range(32)], layout="HWC", batch=True)
+        return color_jitter(images, factors, prob, size=SIZE, params=True)
+
+    pipeline = pipe()
+    pipeline.build()
+    out, drawn, order = pipeline.run()
+    orders = jitter_orders(factors)
+    adjust = {"Brightness": F.adjust_brightness, "Contrast": F.adjust_contrast, "Color": F.adjust_saturation}
+    seen = Counter()
+    for k in range(32):
+        brightness, contrast, saturation = np.asarray(drawn[k]).tolist()
+        for value, x in zip((brightness, contrast, saturation), factors):
+            assert (value == 1.0) if x == 0 else (1 - x <= value <= 1 + x)
+        index = int(np.asarray(order[k]))
+        sequence = orders[index] if index < len(orders) else ()
+        seen[sequence] += 1
+        picture = Image.fromarray(PHOTOS[k % 6])
+        for kind in sequence:
+            picture = adjust[kind](picture, {"Brightness": brightness, "Contrast": contrast, "Color": saturation}[kind])
+        assert np.array_equal(np.asarray(out[k]), np.asarray(picture)), (k, sequence)
+    assert len([s for s in seen if s]) > 1 and (() in seen) == (prob is not None)
