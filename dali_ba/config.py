@@ -20,6 +20,7 @@ import torch
 
 from .recipes import INTERPOLATION, RANDOM, RECIPES, recipe_named
 from .timm_augment import is_rand_augment
+from .windows import RRC_SCALE
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 ON_ERROR = ("raise", "skip")
@@ -184,6 +185,7 @@ class TrainOptions(ReadOptions):
     resample: str = "auto"
     ra_magnitude: int = 9
     random_erase: float = 0.0
+    crop_scale: tuple = RRC_SCALE
     color_jitter: object = 0.0  # a factor for brightness, contrast and saturation, or the three
     color_jitter_prob: float | None = None
     epoch_samples: object = None  # int, None, or (num_samples, num_shards) -> int
@@ -229,6 +231,15 @@ class TrainOptions(ReadOptions):
                              f"deterministic evaluation recipe; leave random_erase at 0")
         if not (isinstance(self.roi_decode, bool) or self.roi_decode == "auto"):
             raise ValueError(f"roi_decode must be 'auto', True or False, but got {self.roi_decode!r}")
+        scale = self.crop_scale
+        if (not isinstance(scale, (tuple, list)) or len(scale) != 2 or any(isinstance(x, bool) for x in scale)
+                or not all(isinstance(x, (int, float)) for x in scale) or not 0 < scale[0] <= scale[1] <= 1):
+            raise ValueError(f"crop_scale is the random-resized crop's area range (lo, hi) with 0 < lo <= hi <= 1, "
+                             f"but got {scale!r}")
+        if tuple(scale) != RRC_SCALE and not recipe.windowed:
+            raise ValueError(f"crop_scale is the random-resized crop's area range, but recipe={self.recipe!r} has no "
+                             f"such crop; leave crop_scale at {RRC_SCALE}")
+        object.__setattr__(self, "crop_scale", tuple(float(x) for x in scale))
         jitter = self.color_jitter_factors
         if jitter is not None and self.recipe != "imagenet":
             raise ValueError(f"color_jitter follows the imagenet recipe's crop and flip (timm turns it off under --aa), "

@@ -119,6 +119,8 @@ class BatchAugmentLoader:
         random_erase: Probability that a replica gets torchvision's ``RandomErasing`` (a
             rectangle of 2-33% of it, aspect 0.3-3.3, set to 0 after normalization), drawn for
             each replica on its own (``erasing.py``); torchvision's ``--random-erase``.
+        crop_scale: The random-resized crop's range of area, as a fraction of the image's
+            (torchvision's and timm's ``scale``; default ``(0.08, 1.0)``); crop recipes only.
         color_jitter: torchvision's ``ColorJitter`` after the ``imagenet`` recipe's crop and flip, as
             timm's ``--color-jitter`` (its default 0.4 without ``--aa``): a factor for brightness,
             contrast and saturation, or three; each replica draws its factors and their order.
@@ -156,6 +158,7 @@ class BatchAugmentLoader:
         self.resample = config.resolve_resample(self.device)
         recipe = recipe_named(config.recipe).with_magnitude(config.ra_magnitude)
         recipe = recipe.normalized(config.mean or recipe.mean, config.std or recipe.std)
+        recipe = replace(recipe, crop_scale=config.crop_scale)
         if config.color_jitter_factors is not None:
             recipe = recipe.with_color_jitter(config.color_jitter_factors, config.color_jitter_prob)
         #: Whether this loader decodes only the windows' union (``roi_decode`` resolved on its device).

@@ -29,7 +29,7 @@ def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu
     windows = None
     if recipe.windowed and roi_decode:
         shape = image_shape(encoded)
-        draw = RandomResizedCropWindows(shape)
+        draw = RandomResizedCropWindows(shape, recipe.crop_scale)
         windows = [draw.draw() for _ in range(aug_repeats)]
         region = union(windows, shape, spec.image_size)
         images = decode(encoded, on_gpu=on_gpu, region=region, gpu_options=gpu_options)
@@ -37,7 +37,7 @@ def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu
     else:
         images = decode(encoded, on_gpu=on_gpu, gpu_options=gpu_options)
         if recipe.windowed:
-            draw = RandomResizedCropWindows(images.shape(dtype=types.INT32)[0:2])
+            draw = RandomResizedCropWindows(images.shape(dtype=types.INT32)[0:2], recipe.crop_scale)
             windows = [draw.draw() for _ in range(aug_repeats)]
     erase = [erase_box(spec.image_size, random_erase) for _ in range(aug_repeats)] if random_erase else None
     if resample == "torch":

@@ -22,7 +22,7 @@ from nvidia.dali import math as dmath
 
 from . import timm_graph
 from .timm_augment import is_rand_augment, parse
-from .windows import Window
+from .windows import RRC_SCALE, Window
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -215,6 +215,7 @@ class Recipe:
         policy: The torchvision auto-augment policy after the crop and flip (``policies.POLICIES``),
             which the CPU path applies; ``None`` for none. On a GPU ``apply`` runs DALI's.
         magnitude: RandAugment's magnitude (``randaugment`` only).
+        crop_scale: The random-resized crop's area range (``windowed`` recipes; ``windows.RRC_SCALE``).
         color_jitter: torchvision's ``ColorJitter`` factors ``(brightness, contrast, saturation)``
             after the crop and flip (timm's ``--color-jitter``; ``imagenet`` only), or ``None``.
         color_jitter_prob: The probability of jittering a replica (``None``: always).
@@ -229,6 +230,7 @@ class Recipe:
     resample_in_torch: bool = False
     policy: str | None = None
     magnitude: int = 9
+    crop_scale: tuple = RRC_SCALE
     color_jitter: tuple | None = None
     color_jitter_prob: float | None = None
 

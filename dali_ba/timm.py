@@ -61,7 +61,8 @@ FLAG_MAP = {
                              "or random (timm's default: bilinear or bicubic drawn for each replica and op)",
     "--aa": "rand-m{M}-n{N}-mstd{S}-mmax{X}-p{P}-inc{0|1}: timm's RandAugment, timm's own ops on the CPU, "
             "DALI's copies on a GPU (timm_graph.py); augmix and the AutoAugment policies are refused",
-    "--scale, --ratio": "timm's defaults (0.08 1, 3/4 4/3) only; others are refused",
+    "--scale": "the random-resized crop's area range (crop_scale)",
+    "--ratio": "timm's default (3/4 4/3) only; others are refused",
     "--hflip, --vflip": "0.5 and 0 (timm's defaults) only; others are refused",
     "--color-jitter, --color-jitter-prob": "torchvision's ColorJitter (brightness, contrast, saturation) after the crop "
                                            "and flip, each replica its own draws; off under --aa, as in timm; a hue is refused",
@@ -238,10 +239,11 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
                          "train without --dali-ba, or drop --no-aug")
     if train_crop_mode not in (None, 'rrc'):
         raise ValueError(f"--train-crop-mode {train_crop_mode}: dali-ba crops as timm's 'rrc' (RandomResizedCrop) only")
-    for flag, given, default in (("--scale", scale, DEFAULT_SCALE), ("--ratio", ratio, DEFAULT_RATIO)):
-        if given is not None and (len(given) != 2 or not np.allclose(given, default)):
-            raise ValueError(f"{flag} {' '.join(map(str, given))}: dali-ba's crop draws timm's default "
-                             f"{default[0]:.4g} {default[1]:.4g}; others are refused")
+    if ratio is not None and (len(ratio) != 2 or not np.allclose(ratio, DEFAULT_RATIO)):
+        raise ValueError(f"--ratio {' '.join(map(str, ratio))}: dali-ba's crop draws timm's default aspect ratios "
+                         f"3/4 4/3; others are refused")
+    if scale is not None and (len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1):
+        raise ValueError(f"--scale {' '.join(map(str, scale))}: the crop's area range, two fractions 0 < lo <= hi <= 1")
     if not math.isclose(hflip, 0.5) or vflip:
         raise ValueError(f"--hflip {hflip} --vflip {vflip}: dali-ba flips horizontally with probability 0.5 and never "
                          f"vertically (timm's defaults); others are refused")
@@ -267,7 +269,7 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
     if repeats and batch_augment:
         raise ValueError(f"--aug-repeats {num_aug_repeats} and --batch-augment {batch_augment}: pick one (K replicas of "
                          f"-b / K images, or -b images times M)")
-    options = dict(recipe=aa or "imagenet")
+    options = dict(recipe=aa or "imagenet", crop_scale=tuple(scale) if scale is not None else DEFAULT_SCALE)
     if aa is None and color_jitter is not None:  # timm turns color jitter off under --aa ('3a' is refused above)
         options.update(color_jitter=jitter[:3] if isinstance(jitter, tuple) else jitter,
                        color_jitter_prob=color_jitter_prob if jitter else None)

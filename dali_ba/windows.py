@@ -39,7 +39,7 @@ class Window:
 class RandomResizedCropWindows:
     """Windows drawn as ``torchvision.transforms.RandomResizedCrop.get_params`` draws them.
 
-    Area fraction uniform in :data:`RRC_SCALE`, log aspect ratio uniform in log :data:`RRC_RATIO`,
+    Area fraction uniform in ``scale`` (:data:`RRC_SCALE` by default), log aspect ratio uniform in log :data:`RRC_RATIO`,
     position uniform, up to :data:`RRC_ATTEMPTS` tries: DALI's generator does this as torchvision
     does. After failed tries both fall back to the largest window of an in-range aspect ratio, but
     they differ there: DALI truncates its long side (``int(h * 4/3)``) and puts it at a random
@@ -51,10 +51,13 @@ class RandomResizedCropWindows:
 
     Args:
         shape: int32 CPU node ``[H, W]`` of the images.
+        scale: The range of the window's area, as a fraction of the image's (``RandomResizedCrop``'s
+            ``scale``; timm's ``--scale``).
     """
 
-    def __init__(self, shape):
+    def __init__(self, shape, scale: tuple = RRC_SCALE):
         self.shape = shape
+        self.scale = tuple(scale)
         height, width = shape[0], shape[1]
         wide = fn.cast(width * 3 > height * 4, dtype=types.INT32)
         tall = fn.cast(width * 4 < height * 3, dtype=types.INT32)
@@ -71,7 +74,7 @@ class RandomResizedCropWindows:
     def draw(self) -> Window:
         """One more window per image, drawn independently of the others."""
         start, size = fn.random_crop_generator(
-            self.shape, random_area=RRC_SCALE, random_aspect_ratio=RRC_RATIO, num_attempts=RRC_ATTEMPTS
+            self.shape, random_area=self.scale, random_aspect_ratio=RRC_RATIO, num_attempts=RRC_ATTEMPTS
         )
         start, size = fn.cast(start, dtype=types.INT32), fn.cast(size, dtype=types.INT32)
         # A successful try of exactly DALI's fallback shape is rare; it is then treated as one.

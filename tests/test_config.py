@@ -116,3 +116,14 @@ def test_a_models_mean_and_std_normalize_both_paths_and_the_val_loader(color_tre
         images, _ = next(iter(ImageFolderLoader(root, **options)))
         assert images.min() >= -1.0 and images.max() <= 1.0 and images.min() < -0.3, options.get("resample", "val")
     assert TrainOptions(**half).eval_options().mean == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("scale", [(0.0, 1.0), (0.5, 0.4), (0.1, 1.5), (0.1,), "ab"])
+def test_crop_scale_is_an_area_range_within_the_image(scale):
+    with pytest.raises(ValueError, match="crop_scale is the random-resized crop's area range"):
+        LoaderConfig(crop_scale=scale)
+
+
+def test_crop_scale_needs_a_crop_recipe():
+    with pytest.raises(ValueError, match="recipe='cifar' has no such crop"):
+        LoaderConfig(recipe="cifar", crop_scale=(0.35, 1.0))

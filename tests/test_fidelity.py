@@ -132,9 +132,9 @@ def crop_windows(images, size):
     return x_centre, y_centre, width, height, flipped
 
 
-def torchvision_windows(height, width, count):
+def torchvision_windows(height, width, count, scale=RRC_SCALE):
     torch.manual_seed(0)
-    draws = [T.RandomResizedCrop.get_params(torch.empty(3, height, width), RRC_SCALE, RRC_RATIO) for _ in range(count)]
+    draws = [T.RandomResizedCrop.get_params(torch.empty(3, height, width), scale, RRC_RATIO) for _ in range(count)]
     return np.array([(j + w / 2, i + h / 2, w, h) for i, j, h, w in draws], dtype=np.float64)
 
 
@@ -173,6 +173,20 @@ def test_imagenet_windows_are_drawn_as_torchvision_draws_them(tmp_path, roi_deco
     free = width - w > 16
     place = (x[free] - w[free] / 2) / (width - w[free])
     assert abs(place.mean() - 0.5) < 0.05 and abs(place.std() - 1 / math.sqrt(12)) < 0.05
+
+
+@pytest.mark.parametrize("resample", ["torch", "dali"])
+def test_crop_scale_draws_the_area_as_torchvision_with_that_scale(tmp_path, resample):
+    """timm's --scale 0.35 1 (crop_scale): the area follows RandomResizedCrop(scale=(0.35, 1))."""
+    height, width, size = 200, 256, 32
+    images = replicas_of(tmp_path, coordinate_image(width, height), files=8, aug_repeats=32, epochs=4, size=size,
+                         resample=resample, crop_scale=(0.35, 1.0))
+    _, _, w, h, _ = crop_windows(images, size)
+    ours = w * h / (width * height)
+    ref = torchvision_windows(height, width, 4000, scale=(0.35, 1.0))
+    default = torchvision_windows(height, width, 4000)
+    assert ks_distance(ours, ref[:, 2] * ref[:, 3] / (width * height)) < 0.08
+    assert ks_distance(ours, default[:, 2] * default[:, 3] / (width * height)) > 0.2
 
 
 @pytest.mark.parametrize("resample", ["torch", "dali"])

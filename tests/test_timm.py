@@ -85,7 +85,7 @@ OK = ("--train-interpolation", "bicubic", "--aa", "rand-m9-mstd0.5-inc1", "-b", 
     (("--train-interpolation", "bicubic", "--aa", "augmix-m5-w4-d2"), "--aa augmix-m5-w4-d2"),
     (("--train-interpolation", "bicubic", "--aa", "original"), "--aa original"),
     ((*OK, "--train-interpolation", "lanczos"), "--train-interpolation lanczos"),
-    ((*OK, "--scale", "0.35", "1"), "--scale 0.35 1.0"),
+    ((*OK, "--scale", "0.5", "0.4"), "--scale 0.5 0.4"),
     ((*OK, "--ratio", "0.5", "2"), "--ratio 0.5 2.0"),
     ((*OK, "--hflip", "0"), "--hflip 0.0"),
     ((*OK, "--vflip", "0.5"), "--vflip 0.5"),
@@ -126,6 +126,8 @@ def test_color_jitter_is_timms_default_without_aa_and_off_under_it(timm_tree):
     assert next(iter(plain))[0].shape == (4, 3, 16, 16)
     under_aa = create_loader(timm_tree / "train", 16, 4, is_training=True, auto_augment="rand-m9", device="cpu")
     assert under_aa.loader.config.color_jitter == 0.0 and under_aa.loader.config.color_jitter_prob is None
+    scaled = create_loader(timm_tree / "train", 16, 4, is_training=True, scale=(0.35, 1.0), device="cpu")
+    assert scaled.loader.config.crop_scale == (0.35, 1.0)
     three = create_loader(timm_tree / "train", 16, 4, is_training=True, color_jitter=(0.1, 0.2, 0.3, 0.0), device="cpu")
     assert three.loader.config.color_jitter_factors == (0.1, 0.2, 0.3)
     with pytest.raises(ValueError, match="a hue jitter"):
