@@ -97,3 +97,41 @@ def test_random_erasing_and_bicubic_run_on_the_gpu(color_tree, recipe):
     images, _ = next(iter(loader))
     erased = (images == 0).all(dim=1).flatten(1).any(dim=1).float().mean().item()
     assert images.is_cuda and erased > 0.9, erased
+
+
+def test_timms_ops_and_color_jitter_on_the_gpu_are_the_cpus():
+    """timm_graph's ops run the same arithmetic on the GPU: each op's GPU output against its CPU one."""
+    import numpy as np
+    from nvidia.dali import fn, pipeline_def
+
+    from dali_ba.synthetic import natural_image
+    from dali_ba.timm_augment import INCREASING, TRANSFORMS
+    from dali_ba.timm_graph import apply_op
+
+    photos = [natural_image(np.random.default_rng(k), 48, 48) for k in range(4)]
+
+    def run(name, gpu):
+        @pipeline_def(batch_size=4, num_threads=2, device_id=0 if gpu else None, enable_conditionals=True)
+        def pipe():
+            images = fn.external_source(source=lambda: photos, layout="HWC", batch=True)
+            return apply_op(images.gpu() if gpu else images, name, 7.0, -1, fill=(124, 116, 104), interpolation="bilinear",
+                            size=48)
+
+        pipeline = pipe()
+        pipeline.build()
+        (out,) = pipeline.run()
+        out = out.as_cpu() if gpu else out
+        return np.stack([np.asarray(out[i]) for i in range(4)]).astype(int)
+
+    for name in sorted(set(TRANSFORMS) | set(INCREASING)):
+        diff = np.abs(run(name, True) - run(name, False))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.05, f"{name}: max {diff.max()}, {(diff > 0).mean():.3f} differ"
+
+
+def test_timms_train_options_run_on_the_gpu(color_tree):
+    root, _ = color_tree
+    for options in (dict(recipe="imagenet", color_jitter=0.4, color_jitter_prob=0.8, interpolation="random",
+                         crop_scale=(0.35, 1.0), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+                    dict(recipe="rand-m9-mstd0.5-inc1", interpolation="random")):
+        images, _ = next(iter(make(root, **options)))
+        assert images.is_cuda and torch.isfinite(images).all(), options
