@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from .recipes import INTERPOLATION, RANDOM, RECIPES, recipe_named
-from .timm_augment import is_rand_augment
+from .timm_augment import is_timm_recipe
 from .windows import RRC_SCALE
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -250,9 +250,9 @@ class TrainOptions(ReadOptions):
         if prob is not None and jitter is None:
             raise ValueError(f"color_jitter_prob={prob} is the probability of color_jitter, which is off; set "
                              f"color_jitter or leave color_jitter_prob None")
-        if self.interpolation == RANDOM and not (self.recipe == "imagenet" or is_rand_augment(self.recipe)):
+        if self.interpolation == RANDOM and not (self.recipe == "imagenet" or is_timm_recipe(self.recipe)):
             raise ValueError(f"interpolation='random' is timm's (--train-interpolation random): the imagenet recipe's "
-                             f"crop and timm's RandAugment take it, but recipe={self.recipe!r}; pass 'bilinear' or 'bicubic'")
+                             f"crop and timm's recipes take it, but recipe={self.recipe!r}; pass 'bilinear' or 'bicubic'")
         if self.seed is not None:
             if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
                 raise ValueError(f"seed must be None or an int in [0, 2**63), but got {self.seed!r}")

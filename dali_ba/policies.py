@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from . import pil_ops
-from .timm_augment import TimmRandAugment, is_rand_augment
+from .timm_augment import TimmAutoAugment, TimmRandAugment, is_auto_augment, is_rand_augment
 
 #: The recipes with a policy here, and the torchvision class that is each.
 POLICIES = ("trivialaugment", "randaugment", "autoaugment")
@@ -152,6 +152,8 @@ def policy_for(recipe, *, size: int, interpolation: str):
     :class:`ColorJitter` where the recipe has one, or ``None`` for none."""
     if recipe.color_jitter:
         return ColorJitter(recipe.color_jitter, recipe.color_jitter_prob)
+    if is_auto_augment(recipe.name):
+        return TimmAutoAugment(recipe.name, mean=recipe.mean, interpolation=interpolation)
     if is_rand_augment(recipe.name):
         return TimmRandAugment(recipe.name, mean=recipe.mean, interpolation=interpolation)
     if recipe.policy:

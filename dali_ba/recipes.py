@@ -21,7 +21,7 @@ from nvidia.dali import fn, types
 from nvidia.dali import math as dmath
 
 from . import timm_graph
-from .timm_augment import is_rand_augment, parse
+from .timm_augment import AUTO_POLICIES, auto_policy, is_rand_augment, is_timm_recipe, parse, parse_auto
 from .windows import RRC_SCALE, Window
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -239,7 +239,7 @@ class Recipe:
         fills with that mean, as timm's ``transforms_factory`` gives its ops ``img_mean``."""
         if (mean, std) == (self.mean, self.std):
             return self
-        apply = _timm_rand_augment(self.name, mean) if is_rand_augment(self.name) else self.apply
+        apply = _timm_recipe(self.name, mean) if is_timm_recipe(self.name) else self.apply
         return replace(self, mean=tuple(mean), std=tuple(std), apply=apply)
 
     def with_color_jitter(self, factors: tuple, prob: float | None) -> "Recipe":
@@ -281,23 +281,32 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def _timm_rand_augment(name: str, mean: tuple):
-    """timm's RandAugment recipe ``name``: the crop and flip, then timm's ops (``timm_graph``), filling with ``mean``."""
-    config = parse(name)
+def _timm_recipe(name: str, mean: tuple):
+    """timm's RandAugment or AutoAugment ``name``: the crop and flip, then timm's ops (``timm_graph``),
+    filling with ``mean``."""
     fill = tuple(min(255, round(255 * x)) for x in mean)  # timm's transforms_factory: img_mean
+    if is_rand_augment(name):
+        config = parse(name)
+        augment = functools.partial(timm_graph.rand_augment, config=config)
+    else:
+        config = parse_auto(name)
+
+        def augment(replicas, **options):  # timm's policy table is read when the pipeline is built
+            return timm_graph.auto_augment(replicas, auto_policy(config.policy), config.magnitude_std, **options)
 
     def recipe(images, spec: OutputSpec, window: Window):
         replicas = _resized_window(images, spec, window, mirror=fn.random.coin_flip(dtype=types.INT32))
-        return timm_graph.rand_augment(replicas, config, fill=fill, interpolation=spec.interpolation, size=spec.image_size)
+        return augment(replicas, fill=fill, interpolation=spec.interpolation, size=spec.image_size)
 
-    recipe.__doc__ = f"timm's RandAugment {name}: the random-resized crop and flip, then timm's ops in DALI."
+    recipe.__doc__ = f"timm's {name}: the random-resized crop and flip, then timm's ops in DALI."
     return recipe
 
 
 def recipe_named(name: str) -> Recipe:
-    """The recipe users call ``name``: one of ``RECIPES``, or timm's RandAugment written in its
-    grammar (``"rand-m9-mstd0.5-inc1"``: the crop and flip, then timm's ops: ``timm_augment``'s
-    on the CPU path, ``timm_graph``'s in DALI).
+    """The recipe users call ``name``: one of ``RECIPES``, timm's RandAugment written in its
+    grammar (``"rand-m9-mstd0.5-inc1"``) or one of timm's AutoAugment policies (``"original"``,
+    ``"v0r-mstd0.5"``, ...): the crop and flip, then timm's ops (``timm_augment``'s on the CPU
+    path, ``timm_graph``'s in DALI).
 
     Raises:
         ValueError: naming ``recipe`` and what it can be.
@@ -306,9 +315,9 @@ def recipe_named(name: str) -> Recipe:
         raise ValueError(f"recipe must be a str, but got {name!r}")
     if name in RECIPES:
         return RECIPES[name]
-    if is_rand_augment(name):
-        parse(name)  # its errors name the recipe and the section
-        return Recipe(name, _timm_rand_augment(name, IMAGENET_MEAN), needs_conditionals=True, windowed=True,
+    if is_timm_recipe(name):
+        parse(name) if is_rand_augment(name) else parse_auto(name)  # their errors name the recipe and the section
+        return Recipe(name, _timm_recipe(name, IMAGENET_MEAN), needs_conditionals=True, windowed=True,
                       resample_in_torch=True, policy=name)
     raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPES))}, or timm's RandAugment "
-                     f"('rand-m9-mstd0.5-inc1'), but got {name!r}")
+                     f"('rand-m9-mstd0.5-inc1') or AutoAugment ({', '.join(AUTO_POLICIES)}), but got {name!r}")

@@ -36,7 +36,7 @@ from .loader import BatchAugmentLoader
 from .order import EpochPlan
 from .recipes import INTERPOLATION, RANDOM, VAL_CROP_FRACTION
 from .sources import SampleIndex, StringTable, scan_image_folder
-from .timm_augment import is_rand_augment
+from .timm_augment import is_timm_recipe
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ FLAG_MAP = {
         "resolves it: the crop side, the val resize floor(size / crop_pct) and center crop, the normalization",
     "--train-interpolation": "the train crop's and timm's RandAugment ops' filter: bilinear, bicubic, nearest, "
                              "or random (timm's default: bilinear or bicubic drawn for each replica and op)",
-    "--aa": "rand-m{M}-n{N}-mstd{S}-mmax{X}-p{P}-inc{0|1}: timm's RandAugment, timm's own ops on the CPU, "
-            "DALI's copies on a GPU (timm_graph.py); augmix and the AutoAugment policies are refused",
+    "--aa": "rand-m{M}-n{N}-mstd{S}-mmax{X}-p{P}-inc{0,1} (RandAugment) and original, originalr, v0, v0r[-mstd{S}] "
+            "(AutoAugment): timm's draws, timm's own ops on the CPU, DALI's copies on a GPU (timm_graph.py); "
+            "augmix and 3a are refused",
     "--scale": "the random-resized crop's area range (crop_scale)",
     "--ratio": "timm's default (3/4 4/3) only; others are refused",
     "--hflip, --vflip": "0.5 and 0 (timm's defaults) only; others are refused",
@@ -248,9 +249,9 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
         raise ValueError(f"--hflip {hflip} --vflip {vflip}: dali-ba flips horizontally with probability 0.5 and never "
                          f"vertically (timm's defaults); others are refused")
     aa = auto_augment or None
-    if aa is not None and not is_rand_augment(aa):
-        raise ValueError(f"--aa {aa}: dali-ba has timm's RandAugment ('rand-m9-mstd0.5-inc1'); augmix and the "
-                         f"AutoAugment policies (original, originalr, v0, v0r, 3a) are refused")
+    if aa is not None and not is_timm_recipe(aa):
+        raise ValueError(f"--aa {aa}: dali-ba has timm's RandAugment ('rand-m9-mstd0.5-inc1') and AutoAugment "
+                         f"policies (original, originalr, v0, v0r, with -mstd); augmix and 3a are refused")
     jitter = tuple(color_jitter) if isinstance(color_jitter, (list, tuple)) else (color_jitter or 0.0)
     if len(jitter if isinstance(jitter, tuple) else ()) == 4 and jitter[3]:
         raise ValueError(f"--color-jitter {' '.join(map(str, jitter))}: a hue jitter (the fourth value) is not offered "

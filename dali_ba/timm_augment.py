@@ -50,9 +50,70 @@ LEVELS = 10.0
 Op = tuple
 
 
+#: timm's AutoAugment policies (``auto_augment_policy``): the paper's ImageNet policy and the TPU
+#: EfficientNet one, each with the variant whose Posterize keeps fewer bits as the magnitude grows.
+AUTO_POLICIES = ("original", "originalr", "v0", "v0r")
+
+
 def is_rand_augment(recipe: str) -> bool:
     """Whether ``recipe`` is written in timm's RandAugment grammar (``rand-...``)."""
     return isinstance(recipe, str) and (recipe == "rand" or recipe.startswith("rand-"))
+
+
+def is_auto_augment(recipe: str) -> bool:
+    """Whether ``recipe`` is one of timm's AutoAugment policies (``original``, ``v0-mstd0.5``, ...)."""
+    return isinstance(recipe, str) and recipe.split("-")[0] in AUTO_POLICIES
+
+
+def is_timm_recipe(recipe: str) -> bool:
+    """Whether ``recipe`` is timm's: its RandAugment grammar or one of its AutoAugment policies."""
+    return is_rand_augment(recipe) or is_auto_augment(recipe)
+
+
+@dataclass(frozen=True)
+class AutoConfig:
+    """A timm AutoAugment string's settings: the policy and the magnitude noise (``mstd``)."""
+
+    policy: str
+    magnitude_std: float = 0.0
+
+
+def parse_auto(recipe: str) -> AutoConfig:
+    """``{original|originalr|v0|v0r}[-mstd{S}]`` as timm's ``auto_augment_transform`` reads it.
+
+    Raises:
+        ValueError: naming ``recipe`` and the section timm would not take.
+    """
+    policy, *sections = recipe.split("-")
+    if policy not in AUTO_POLICIES:
+        raise ValueError(f"recipe {recipe!r}: timm's AutoAugment policies are {', '.join(AUTO_POLICIES)} "
+                         f"('3a' turns timm's color jitter on and is not offered)")
+    std = 0.0
+    for section in sections:
+        match = re.fullmatch(r"(\D*)(\d.*)", section)
+        if match is None:
+            continue  # timm skips a section without a number
+        key, value = match.groups()
+        if key != "mstd" or not re.fullmatch(r"\d+(\.\d*)?", value):
+            raise ValueError(f"recipe {recipe!r}: section {section!r} is not timm's AutoAugment setting mstd<float>")
+        std = float(value)
+    return AutoConfig(policy, std)
+
+
+def auto_policy(name: str) -> list[list[tuple[str, float, int]]]:
+    """timm's sub-policies of AutoAugment ``name``: ``[(op, probability, magnitude), ...]`` each.
+
+    Read from timm itself (``timm.data.auto_augment.auto_augment_policy``), so they are timm's.
+
+    Raises:
+        ImportError: timm is not installed.
+    """
+    try:
+        from timm.data.auto_augment import auto_augment_policy
+    except ImportError as error:
+        raise ImportError(f"recipe {name!r} is timm's AutoAugment policy, read from timm, which is not installed: "
+                          f"pip install 'dali-ba[timm]'") from error
+    return [[(op.name, float(op.prob), op.magnitude) for op in sub] for sub in auto_augment_policy(name, {"img_mean": (0, 0, 0)})]
 
 
 @dataclass(frozen=True)
@@ -157,7 +218,7 @@ class TimmRandAugment:
         """The ops ``pil_ops`` computes: to PIL's bytes, or the line shifts (timm's shears and
         relative translations, bilinear) to within one level; ``None`` for the others."""
         base = name.removesuffix("Increasing")
-        if base == "Posterize":  # timm: 8 bits or more keep the image
+        if name.startswith("Posterize"):  # timm: 8 bits or more keep the image
             (bits,) = arguments
             if bits >= 8:
                 return image
@@ -189,6 +250,40 @@ class TimmRandAugment:
         return self._functions
 
 
+class TimmAutoAugment(TimmRandAugment):
+    """timm's AutoAugment (``original``, ``originalr``, ``v0``, ``v0r``; ``-mstd``) for replicas.
+
+    The draws follow timm's ``AutoAugment.__call__``: a sub-policy uniformly, then each of its ops
+    with its probability, at its magnitude (with Gaussian noise ``mstd``, clipped to ``[0, 10]``)
+    and a random sign; the ops are :class:`TimmRandAugment`'s (timm's own on PIL, or ``pil_ops``').
+
+    Args:
+        recipe: The policy string.
+        mean, interpolation: As :class:`TimmRandAugment`.
+    """
+
+    def __init__(self, recipe: str, *, mean: Sequence[float], interpolation: str = "bilinear"):
+        self.name = recipe
+        self.config = parse_auto(recipe)
+        self._policy = auto_policy(self.config.policy)
+        self._fill = tuple(min(255, round(255 * x)) for x in mean)
+        self._interpolation = interpolation
+        self._functions = None
+
+    def _draw_one(self, rng: np.random.Generator) -> list[Op]:
+        ops = []
+        for name, prob, magnitude in self._policy[rng.integers(len(self._policy))]:  # AutoAugment.__call__
+            if prob < 1.0 and rng.random() > prob:  # AugmentOp.__call__
+                continue
+            if self.config.magnitude_std > 0:
+                magnitude = rng.normal(magnitude, self.config.magnitude_std)
+            magnitude = max(0.0, min(float(magnitude), LEVELS))
+            arguments = _arguments(name, magnitude, rng)
+            ops.append((name, arguments, ("bilinear", "bicubic")[rng.integers(2)]) if self._interpolation == "random"
+                       else (name, arguments))
+        return ops
+
+
 _RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
 
@@ -210,6 +305,8 @@ def _arguments(name: str, magnitude: float, rng: np.random.Generator) -> tuple:
         return (signed(level * 0.45),)
     if base in ("Color", "Contrast", "Brightness", "Sharpness"):
         return (max(0.1, 1.0 + signed(level * 0.9)),) if name != base else (level * 1.8 + 0.1,)
+    if name == "PosterizeOriginal":
+        return (int(level * 4) + 4,)
     if base == "Posterize":
         bits = int(level * 4)
         return (4 - bits,) if name != base else (bits,)

@@ -75,6 +75,39 @@ class _Context:
         self.ones = np.ones((size, size, 1), dtype=np.uint8)  # which output pixels a warp fills
 
 
+def auto_augment(images, policy, magnitude_std: float, *, fill, interpolation: str, size: int):
+    """timm's AutoAugment (``policy``: its sub-policies, ``timm_augment.auto_policy``) on replicas.
+
+    As timm's ``AutoAugment.__call__``: a sub-policy uniformly, then each of its ops with its
+    probability, at its magnitude (Gaussian noise ``magnitude_std``, clipped to ``[0, 10]``) and a
+    random sign. The sub-policy's op, probability and magnitude at each position are looked up
+    from its index, so each position is one choice among the policy's ops (a graph the size of
+    RandAugment's), not one branch per sub-policy. Arguments as :func:`rand_augment`'s.
+    """
+    context = _Context(fill=[float(v) for v in fill], interpolation=interpolation, size=size)
+    names = sorted({name for sub in policy for name, _, _ in sub})
+    ops = [_OPS[name] for name in names] + [_identity]
+    index = fn.random.uniform(values=list(range(len(policy))), dtype=types.INT32)
+    keys = list(range(len(policy)))
+    for position in range(max(len(sub) for sub in policy)):
+        entries = [sub[position] for sub in policy]
+
+        def column(values, dtype):  # this position's value in each sub-policy, looked up by the index
+            return fn.lookup_table(index, keys=keys, values=[float(v) for v in values], dtype=dtype)
+
+        op = column([names.index(name) for name, _, _ in entries], types.INT32)
+        applied = fn.cast(fn.random.uniform(range=(0.0, 1.0)) <= column([prob for _, prob, _ in entries], types.FLOAT),
+                          dtype=types.INT32)  # AugmentOp: skipped when random() > prob
+        op = op * applied + (len(ops) - 1) * (1 - applied)
+        magnitude = column([magnitude for _, _, magnitude in entries], types.FLOAT)
+        if magnitude_std > 0:
+            magnitude = magnitude + fn.random.normal(stddev=float(magnitude_std))
+        level = fn.cast(dmath.clamp(magnitude, 0.0, LEVELS), dtype=types.FLOAT64) / LEVELS
+        sign = 1.0 - 2.0 * fn.cast(fn.random.coin_flip(probability=0.5), dtype=types.FLOAT64)
+        images = _select(ops, op, 0, len(ops) - 1, images, level, sign, context)
+    return images
+
+
 def _magnitude(config: RandConfig):
     """timm's per-call magnitude: ``m``, with noise, clipped to ``[0, mmax]``, as a float per replica."""
     m = float(config.magnitude)
@@ -218,6 +251,10 @@ def _posterize_increasing(images, level, sign, context):  # 4 - int(4 level)
     return _posterize(images, 4 - _trunc_int(level * 4.0))
 
 
+def _posterize_original(images, level, sign, context):  # AutoAugment's: int(4 level) + 4
+    return _posterize(images, _trunc_int(level * 4.0) + 4)
+
+
 def _solarize(images, threshold):
     """PIL's ``solarize(threshold)``: a value at or above ``threshold`` becomes ``255 - value``."""
     x = fn.cast(images, dtype=types.INT32)
@@ -288,7 +325,7 @@ def _translate_y_rel(images, level, sign, context):  # (1, 0, 0, 0, 1, pct * hei
 
 _OPS = {
     "AutoContrast": _auto_contrast, "Equalize": _equalize, "Invert": _invert, "Rotate": _rotate,
-    "Posterize": _posterize_level, "PosterizeIncreasing": _posterize_increasing,
+    "Posterize": _posterize_level, "PosterizeIncreasing": _posterize_increasing, "PosterizeOriginal": _posterize_original,
     "Solarize": _solarize_level, "SolarizeIncreasing": _solarize_increasing, "SolarizeAdd": _solarize_add,
     **{name: _enhance(name, False) for name in ("Color", "Contrast", "Brightness", "Sharpness")},
     **{f"{name}Increasing": _enhance(name, True) for name in ("Color", "Contrast", "Brightness", "Sharpness")},

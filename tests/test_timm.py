@@ -83,7 +83,7 @@ OK = ("--train-interpolation", "bicubic", "--aa", "rand-m9-mstd0.5-inc1", "-b", 
     (("--dataset", "torch/cifar10"), "--dataset torch/cifar10"),
     (("--no-aug",), "--no-aug"),
     (("--train-interpolation", "bicubic", "--aa", "augmix-m5-w4-d2"), "--aa augmix-m5-w4-d2"),
-    (("--train-interpolation", "bicubic", "--aa", "original"), "--aa original"),
+    (("--train-interpolation", "bicubic", "--aa", "3a"), "--aa 3a"),
     ((*OK, "--train-interpolation", "lanczos"), "--train-interpolation lanczos"),
     ((*OK, "--scale", "0.5", "0.4"), "--scale 0.5 0.4"),
     ((*OK, "--ratio", "0.5", "2"), "--ratio 0.5 2.0"),
@@ -114,7 +114,8 @@ def test_flags_timm_honours_pass_the_check():
                  ("--train-interpolation", "bilinear", "--color-jitter", "0", "--batch-augment", "4"),
                  (*OK, "--color-jitter", "0.3", "--grayscale-prob", "0", "--scale", "0.08", "1.0"),
                  ("--aa", "rand-m7-mstd0.5-inc1", "-b", "6", "--aug-repeats", "3"),  # --train-interpolation random
-                 ("-b", "6"), ("--color-jitter-prob", "0.8")):  # timm's defaults: random filter, --color-jitter 0.4
+                 ("-b", "6"), ("--color-jitter-prob", "0.8"),  # timm's defaults: random filter, --color-jitter 0.4
+                 ("--aa", "v0r-mstd0.5"), ("--aa", "original")):
         assert callable(loader_factory(timm_args(*argv)))
 
 

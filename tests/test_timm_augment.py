@@ -169,3 +169,29 @@ def test_random_interpolation_draws_bilinear_or_bicubic_for_each_op_as_timm(monk
             theirs = np.asarray(auto_augment.NAME_TO_OP[name](Image.fromarray(image), 0.2 if name != "Rotate" else 20.0,
                                                              fillcolor=FILL, resample=resample))
             assert np.abs(ours.astype(int) - theirs).max() <= 1, (name, mode)
+
+
+def test_auto_augment_policies_are_timms_and_drawn_as_timm_draws():
+    from dali_ba.timm_augment import TimmAutoAugment, auto_policy, parse_auto
+
+    assert parse_auto("original") == parse_auto("original-mstd0") and parse_auto("v0r-mstd0.5").magnitude_std == 0.5
+    for bad, words in (("v0-m9", "'m9'"), ("3a", "not offered"), ("augmix", "policies are")):
+        with pytest.raises(ValueError, match=words):
+            parse_auto(bad)
+    for name in ("original", "originalr", "v0", "v0r"):
+        theirs = auto_augment.auto_augment_policy(name, {"img_mean": FILL})
+        assert auto_policy(name) == [[(op.name, op.prob, op.magnitude) for op in sub] for sub in theirs]
+    policy = TimmAutoAugment("v0", mean=IMAGENET_MEAN)
+    table = auto_policy("v0")
+    draws = policy.draw(np.random.default_rng(0), 5000)
+    assert {name for ops in draws for name, _ in ops} <= {name for sub in table for name, _, _ in sub}
+    for name in ("Equalize", "Rotate", "Solarize"):  # each op as often as its probabilities over the 25 say
+        expected = sum(p for sub in table for op, p, _ in sub if op == name) / len(table)
+        drawn = sum(op == name for ops in draws for op, _ in ops) / len(draws)
+        assert abs(drawn - expected) < 0.04, (name, drawn, expected)
+    rotations = [arguments[0] for ops in draws for op, arguments in ops if op == "Rotate"]
+    assert {abs(round(r, 6)) for r in rotations} <= {round(m / 10 * 30, 6) for sub in table for op, _, m in sub if op == "Rotate"}
+    image = natural_image(np.random.default_rng(2), 32, 32)
+    posterized = policy.apply(image, [("PosterizeOriginal", (5,))])
+    assert np.array_equal(posterized, np.asarray(auto_augment.NAME_TO_OP["PosterizeOriginal"](Image.fromarray(image), 5)))
+    assert np.array_equal(policy.apply(image, [("Posterize", (0,))]), np.zeros_like(image))  # v0 asks for 0 bits

@@ -180,3 +180,31 @@ def test_color_jitter_in_dali_is_torchvisions_pil_colorjitter(factors, prob):
             picture = adjust[kind](picture, {"Brightness": brightness, "Contrast": contrast, "Color": saturation}[kind])
         assert np.array_equal(np.asarray(out[k]), np.asarray(picture)), (k, sequence)
     assert len([s for s in seen if s]) > 1 and (() in seen) == (prob is not None)
+
+
+def test_auto_augment_picks_a_sub_policy_uniformly_and_each_op_with_its_probability():
+    """timm's AutoAugment.__call__: a sub-policy at random, then each op if random() <= its probability."""
+    from dali_ba.timm_graph import auto_augment
+
+    policy = [[("Invert", 1.0, 0), ("PosterizeOriginal", 0.5, 0)], [("AutoContrast", 1.0, 0), ("Solarize", 0.0, 5)]]
+    graph = functools.partial(auto_augment, policy=policy, magnitude_std=0.0, fill=FILL, interpolation="bilinear", size=SIZE)
+    outputs = run_graph(graph, BATCH, seed=3, iterations=4)
+    inverted = run_graph(op_graph("Invert", 0.0, 1), [PHOTO])[0]
+    posterized = run_graph(lambda x: apply_op(apply_op(x, "Invert", 0.0, 1, fill=FILL, interpolation="bilinear", size=SIZE),
+                                              "PosterizeOriginal", 0.0, 1, fill=FILL, interpolation="bilinear", size=SIZE),
+                           [PHOTO])[0]
+    contrasted = run_graph(op_graph("AutoContrast", 0.0, 1), [PHOTO])[0]
+    kinds = Counter("inverted" if np.array_equal(out, inverted) else "posterized" if np.array_equal(out, posterized)
+                    else "contrasted" if np.array_equal(out, contrasted) else "other" for out in outputs)
+    assert kinds["other"] == 0, kinds
+    n = len(outputs)
+    assert abs(kinds["contrasted"] / n - 0.5) < 0.1 and abs(kinds["posterized"] / n - 0.25) < 0.08, kinds
+
+
+def test_timms_auto_augment_policies_run_on_the_dali_path(color_tree):
+    pytest.importorskip("timm")
+    root, _ = color_tree
+    options = dict(SMALL, batch_size=4, aug_repeats=2, recipe="v0r-mstd0.5", resample="dali")
+    first = next(iter(ImageFolderLoader(root, **options)))[0]
+    assert first.shape == (8, 3, SMALL["image_size"], SMALL["image_size"])
+    assert torch.equal(first, next(iter(ImageFolderLoader(root, **options)))[0])

@@ -39,9 +39,9 @@ TIMM_LOADERS = ("dali-ba", "timm", "torch-once", "torch-repeat", "torch-large")
 
 def is_timm_recipe(recipe: str) -> bool:
     """Whether ``recipe`` is timm's RandAugment in its grammar; its erasing is then timm's (``pixel`` mode, DeiT's)."""
-    from ..timm_augment import is_rand_augment
+    from ..timm_augment import is_timm_recipe
 
-    return is_rand_augment(recipe)
+    return is_timm_recipe(recipe)
 
 
 @dataclass(frozen=True)
@@ -340,22 +340,24 @@ def _timm_transform(spec: BenchSpec, *, prefetcher: bool):
     these flags): the crop, the flip, timm's RandAugment; to a uint8 tensor for the prefetcher, or
     else normalized and erased (``pixel``) per sample."""
     from timm.data import create_transform
-    from timm.data.auto_augment import RandAugment
+    from timm.data.auto_augment import AutoAugment, RandAugment
 
     transform = create_transform(spec.image_size, is_training=True, auto_augment=spec.recipe,
                                  interpolation=spec.interpolation, re_prob=0.0 if prefetcher else spec.random_erase,
                                  re_mode="pixel", use_prefetcher=prefetcher, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     for step in transform.transforms:
-        if isinstance(step, RandAugment):
-            for op in step.ops:
-                if op.name.startswith("Posterize"):
-                    op.aug_fn = posterize_zero_bits_black
+        ops = step.ops if isinstance(step, RandAugment) else [op for sub in step.policy for op in sub] \
+            if isinstance(step, AutoAugment) else []
+        for op in ops:
+            if op.name.startswith("Posterize"):
+                op.aug_fn = posterize_zero_bits_black
     return transform
 
 
 def posterize_zero_bits_black(image, bits_to_keep, **_):
     """timm's ``posterize`` with 0 bits giving black, as Pillow before 13 gave: timm 1.0.31's ``inc1``
-    recipes ask for 0 bits, which Pillow 13 refuses (``dali_ba.timm_augment`` does the same)."""
+    recipes and its ``v0`` policy ask for 0 bits, which Pillow 13 refuses (``dali_ba.timm_augment``
+    does the same)."""
     from PIL import ImageOps
 
     if bits_to_keep >= 8:
