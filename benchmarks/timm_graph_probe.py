@@ -4,7 +4,7 @@
 
 Takes photos of the bench's default data set (``dali-ba bench`` makes it once), resized to
 ``size x size`` as a replica is, and applies every op of timm's RandAugment (both sets, ``inc0``
-and ``inc1``) at magnitudes 3 and 9, both signs, once with DALI (on the CPU: the same operators
+and ``inc1``) and AutoAugment (``PosterizeOriginal``) at magnitudes 3 and 9, both signs, once with DALI (on the CPU: the same operators
 as on a GPU) and once with timm's own PIL op, with bilinear and bicubic filters. Prints the mean
 and largest |difference| in levels and the share of values that differ. Needs ``dali-ba[timm]``.
 """
@@ -21,7 +21,7 @@ from PIL import Image
 
 from dali_ba.cli import default_dataset
 from dali_ba.recipes import IMAGENET_MEAN
-from dali_ba.timm_augment import INCREASING, TRANSFORMS, _arguments
+from dali_ba.timm_augment import ALL_OPS, _arguments
 from dali_ba.timm_graph import apply_op
 
 FILL = tuple(min(255, round(255 * x)) for x in IMAGENET_MEAN)
@@ -70,7 +70,7 @@ def main() -> None:
     photos = [np.asarray(Image.open(f).convert("RGB").resize((args.size, args.size), Image.BILINEAR)) for f in files]
     print(f"{len(photos)} photos of {default_dataset()}, {args.size} px; |DALI - timm's PIL| in levels")
     print(f"{'op':22} {'filter':8} {'mean':>7} {'max':>4} {'differ':>7}")
-    for name in sorted(set(TRANSFORMS) | set(INCREASING)):
+    for name in ALL_OPS:
         filters = (("bilinear", Image.BILINEAR), ("bicubic", Image.BICUBIC))
         for label, resample in filters if name in GEOMETRIC else filters[:1]:
             diffs = [np.abs(dali_op(photos, name, m, s, label, args.size).astype(int)

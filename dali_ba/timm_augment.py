@@ -41,6 +41,8 @@ TRANSFORMS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Sola
               "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel")
 INCREASING = tuple(f"{op}Increasing" if op in ("Posterize", "Solarize", "Color", "Contrast", "Brightness", "Sharpness")
                    else op for op in TRANSFORMS)
+#: Every op of timm's RandAugment sets and AutoAugment policies (these add PosterizeOriginal).
+ALL_OPS = tuple(sorted(set(TRANSFORMS) | set(INCREASING) | {"PosterizeOriginal"}))
 #: timm's ops that move each line along itself (``pil_ops.shift_lines``: to within one level).
 LINE_SHIFTS = frozenset({"ShearX", "ShearY", "TranslateXRel", "TranslateYRel"})
 #: timm's level scale (``_LEVEL_DENOM``): a magnitude of 10 is an op's strongest.

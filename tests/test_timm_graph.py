@@ -16,7 +16,7 @@ from conftest import SMALL
 from dali_ba import ImageFolderLoader
 from dali_ba.recipes import IMAGENET_MEAN
 from dali_ba.synthetic import natural_image
-from dali_ba.timm_augment import INCREASING, TRANSFORMS, RandConfig, _arguments
+from dali_ba.timm_augment import ALL_OPS, INCREASING, RandConfig, _arguments
 from dali_ba.timm_graph import apply_op, rand_augment
 
 auto_augment = pytest.importorskip("timm.data.auto_augment")
@@ -65,7 +65,7 @@ def timms(name, magnitude, sign, image, resample=Image.BILINEAR):
     return np.asarray(auto_augment.NAME_TO_OP[name](Image.fromarray(image), *arguments, fillcolor=FILL, resample=resample))
 
 
-@pytest.mark.parametrize("name", sorted(set(TRANSFORMS) | set(INCREASING)))
+@pytest.mark.parametrize("name", ALL_OPS)
 def test_each_op_is_timms_pil_op_to_within_one_level(name):
     """Every op at magnitudes across its range, both signs: at most one level from timm's PIL op, on
     under 1% of the values (5% for the warps). Equalize is
