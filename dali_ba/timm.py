@@ -192,9 +192,10 @@ def create_loader(
     dtype = img_dtype if img_dtype in (torch.float32, torch.float16) else torch.float32
     if img_dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise ValueError(f"img_dtype {img_dtype}: dali-ba gives float32, float16 or (cast) bfloat16 batches")
-    _log_no_effect(pin_memory=pin_memory, use_prefetcher=not use_prefetcher, use_multi_epochs_loader=use_multi_epochs_loader,
-                   worker_seeding=worker_seeding != 'all')
-    _refuse_set(tf_preprocessing=tf_preprocessing, input_size_choices=input_size_choices, num_batches=num_batches)
+    _log_no_effect({"--pin-mem": pin_memory, "--no-prefetcher": not use_prefetcher,
+                    "--use-multi-epochs-loader": use_multi_epochs_loader, "--worker-seeding": worker_seeding != 'all'})
+    _refuse_set({"tf_preprocessing": tf_preprocessing, "--train-img-sizes": input_size_choices,
+                 "--train-batches-per-epoch": num_batches})
     index = _sample_index(dataset)
     read = dict(image_size=size, device=str(device), dtype=dtype, channels_last=channels_last, mean=tuple(mean),
                 std=tuple(std), num_threads=max(1, num_workers) if num_workers is not None else None, **options)
@@ -202,7 +203,7 @@ def create_loader(
         if crop_mode not in (None, 'center'):
             raise ValueError(f"crop_mode {crop_mode!r} (--crop-mode): dali-ba's evaluation resizes the shorter side "
                              f"and center-crops ('center', timm's default); 'squash' and 'border' are refused")
-        _refuse_set(crop_border_pixels=crop_border_pixels)
+        _refuse_set({"crop_border_pixels": crop_border_pixels})
         _check_interpolation("--interpolation", interpolation)
         resize = math.floor(size / (crop_pct or VAL_CROP_FRACTION))  # timm's transforms_imagenet_eval
         eval_options = EvalOptions(batch_size=batch_size, resize_size=resize, interpolation=interpolation, **read)
@@ -256,8 +257,8 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
     if len(jitter if isinstance(jitter, tuple) else ()) == 4 and jitter[3]:
         raise ValueError(f"--color-jitter {' '.join(map(str, jitter))}: a hue jitter (the fourth value) is not offered "
                          f"by dali-ba; pass three values")
-    _refuse_set(grayscale_prob=grayscale_prob, gaussian_blur_prob=gaussian_blur_prob, num_aug_splits=num_aug_splits,
-                re_split=re_split)
+    _refuse_set({"--grayscale-prob": grayscale_prob, "--gaussian-blur-prob": gaussian_blur_prob,
+                 "--aug-splits": num_aug_splits, "--resplit": re_split})
     if re_mode not in ERASE_MODES:
         raise ValueError(f"--remode {re_mode}: timm's RandomErasing modes are {', '.join(ERASE_MODES)}")
     if not 0 <= re_prob <= 1 or (re_prob > 0 and (isinstance(re_count, bool) or not isinstance(re_count, int) or re_count < 1)):
@@ -432,17 +433,18 @@ def _is_timm_mixup(collate_fn) -> bool:
     return isinstance(collate_fn, Mixup)
 
 
-def _refuse_set(**values) -> None:
-    """Refuses every argument of ``values`` that is set (not ``None``, ``0`` or ``False``), by its flag."""
+def _refuse_set(values: dict) -> None:
+    """Refuses every flag (or argument) of ``values`` that is set (not ``None``, ``0`` or ``False``), by its name."""
     for name, value in values.items():
         if value:
-            raise ValueError(f"--{name.replace('_', '-')} {value}: refused with dali-ba, which does not do it as timm does")
+            raise ValueError(f"{name} {value}: refused with dali-ba, which does not do it as timm does")
 
 
-def _log_no_effect(**values) -> None:
-    for name, value in values.items():
+def _log_no_effect(values: dict) -> None:
+    """Logs every flag of ``values`` that is set and means nothing to dali-ba's loaders."""
+    for flag, value in values.items():
         if value:
-            log.info("%s has no effect with dali-ba: its batches arrive on the device, batched by DALI", name)
+            log.info("%s has no effect with dali-ba: its batches arrive on the device, batched by DALI", flag)
 
 
 def _check_equal_steps(loader: BatchAugmentLoader) -> None:

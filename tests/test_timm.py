@@ -92,9 +92,9 @@ OK = ("--train-interpolation", "bicubic", "--aa", "rand-m9-mstd0.5-inc1", "-b", 
     ((*OK, "--train-crop-mode", "rkrr"), "--train-crop-mode rkrr"),
     ((*OK, "--grayscale-prob", "0.2"), "--grayscale-prob 0.2"),
     ((*OK, "--gaussian-blur-prob", "0.1"), "--gaussian-blur-prob 0.1"),
-    ((*OK, "--aug-splits", "3"), "--num-aug-splits 3"),
+    ((*OK, "--aug-splits", "3"), "--aug-splits 3"),
     ((*OK, "--jsd-loss"), "--jsd-loss"),
-    ((*OK, "--reprob", "0.25", "--resplit"), "--re-split True"),
+    ((*OK, "--reprob", "0.25", "--resplit"), "--resplit True"),
     ((*OK, "--reprob", "0.25", "--remode", "gauss"), "--remode gauss"),
     ((*OK, "--aug-repeats", "3", "--batch-augment", "2"), "--aug-repeats 3.0 and --batch-augment 2"),
     ((*OK, "--aug-repeats", "1.5"), "--aug-repeats 1.5"),
@@ -348,3 +348,9 @@ def test_patched_timm_train_script_trains_with_each_flag_set(timm_tree, tmp_path
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Train: 2 [" in resumed.stdout + resumed.stderr and "Train: 1 [" not in resumed.stdout + resumed.stderr
 
+
+
+def test_flags_without_effect_are_logged_by_name(timm_tree, caplog):
+    with caplog.at_level("INFO", logger="dali_ba.timm"):
+        create_loader(timm_tree / "validation", 16, 2, pin_memory=True, use_prefetcher=False, device="cpu")
+    assert "--pin-mem has no effect" in caplog.text and "--no-prefetcher has no effect" in caplog.text
