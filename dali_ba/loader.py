@@ -378,6 +378,23 @@ class BatchAugmentLoader:
                 self._feed.stop()
 
 
+class LoaderWrapper:
+    """A loader that changes the batches of the loader it wraps (:attr:`loader`) and is otherwise
+    that loader: ``len``, ``sampler``, ``dataset``, ``set_epoch``, ``state_dict``, ``io``, ...
+    The integrations' wrappers (``reference.ReplicaMix``, ``timm.TimmLoader``) define ``__iter__``."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name):
+        if name == "loader":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+
 def _checked(options: dict) -> LoaderConfig:
     """The loader's options, validated; an unknown name is a ``TypeError`` that lists the known ones."""
     known = {f.name for f in fields(LoaderConfig)}

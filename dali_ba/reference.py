@@ -17,6 +17,7 @@ from argparse import Namespace
 import torch
 
 from .imagenet import imagenet_loaders
+from .loader import LoaderWrapper
 from .recipes import INTERPOLATION
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ def weights_preprocessing(name: str) -> tuple[int, int, str]:
     return int(crop), int(resize), mode
 
 
-class ReplicaMix:
+class ReplicaMix(LoaderWrapper):
     """MixUp / CutMix with ``torchvision.transforms.v2`` on a loader's ``[B*M]`` batches of replicas.
 
     torchvision's ``MixUp`` and ``CutMix`` pair image ``i`` with image ``i - 1`` of the batch. In the
@@ -193,7 +194,7 @@ class ReplicaMix:
             [v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes)] if cutmix_alpha > 0 else [])
         if not choices:
             raise ValueError(f"ReplicaMix needs mixup_alpha > 0 or cutmix_alpha > 0, but got {mixup_alpha} and {cutmix_alpha}")
-        self.loader = loader
+        super().__init__(loader)
         self.transform = choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
 
     def mix(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,11 +211,3 @@ class ReplicaMix:
     def __iter__(self):
         for images, labels in self.loader:
             yield self.mix(images, labels)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __getattr__(self, name):
-        if name == "loader":  # not set yet (a copy being made): no recursion
-            raise AttributeError(name)
-        return getattr(self.loader, name)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .config import EvalOptions, TrainOptions
-from .loader import BatchAugmentLoader
+from .loader import BatchAugmentLoader, LoaderWrapper
 from .order import EpochPlan
 from .recipes import INTERPOLATION, RANDOM, VAL_CROP_FRACTION
 from .sources import SampleIndex, StringTable, scan_image_folder
@@ -290,7 +290,7 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
     return options
 
 
-class TimmLoader:
+class TimmLoader(LoaderWrapper):
     """A dali-ba loader as timm's ``train.py`` drives its own: timm's erasing and mixup on each batch.
 
     Iterating gives ``(input, target)``: ``input`` ``[B*M, 3, S, S]`` on the device, normalized,
@@ -306,7 +306,7 @@ class TimmLoader:
     """
 
     def __init__(self, loader: BatchAugmentLoader, dataset, *, img_dtype=torch.float32, erasing=None, mixup=None):
-        self.loader = loader
+        super().__init__(loader)
         self.dataset = dataset
         self._cast = img_dtype if img_dtype != loader.config.dtype else None
         self.erasing = erasing
@@ -333,14 +333,6 @@ class TimmLoader:
             if self.erasing is not None:
                 images = self.erasing(images)
             yield images, labels
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __getattr__(self, name):
-        if name == "loader":  # not set yet (a copy being made): no recursion
-            raise AttributeError(name)
-        return getattr(self.loader, name)
 
 
 def loader_factory(args: Namespace):

@@ -164,6 +164,11 @@ def dali_ba(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader:
         ra_magnitude=spec.ra_magnitude if spec.recipe == "randaugment" else 9,
         **options,
     )
+    return _bench_loader(loader, spec)
+
+
+def _bench_loader(loader, spec: BenchSpec) -> BenchLoader:
+    """A dali-ba loader (or a wrapper of one) as a BenchLoader, with the loader's own counts of reads and waits."""
     return BenchLoader(
         _forever(lambda: iter(loader), "dali-ba"),
         lambda: (loader.io.files_read, loader.io.bytes_read),
@@ -279,15 +284,7 @@ def _dali_ba_timm(index: SampleIndex, spec: BenchSpec, **options) -> BenchLoader
                            batch_augment=spec.aug_repeats, img_dtype=spec.dtype, device=spec.device,
                            num_workers=spec.workers, seed=spec.seed, channels_last=spec.channels_last, num_shards=1,
                            shard_id=0, **options)
-    return BenchLoader(
-        _forever(lambda: iter(loader), "dali-ba"),
-        lambda: (loader.io.files_read, loader.io.bytes_read),
-        spec.batch_size,
-        release=loader.close,
-        read_wait_s=lambda: loader.io.read_wait_s,
-        variant="region decode" if loader.roi_decode else "whole-image decode",
-        requests=lambda: loader.io.requests,
-    )
+    return _bench_loader(loader, spec)
 
 
 def _dali_policy(spec: BenchSpec):
