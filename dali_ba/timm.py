@@ -323,13 +323,16 @@ class TimmLoader(LoaderWrapper):
             self.mixup.mixup_enabled = enabled
 
     def __iter__(self):
-        from timm.data.mixup import Mixup
+        mix = None
+        if self.mixup is not None:  # timm's tensor Mixup; FastCollateMixup's own __call__ collates samples
+            from timm.data.mixup import Mixup
 
+            mix = Mixup.__call__
         for images, labels in self.loader:
             if self._cast is not None:
                 images = images.to(self._cast)
-            if self.mixup is not None and self.mixup.mixup_enabled:
-                images, labels = Mixup.__call__(self.mixup, images, labels)  # the tensor mixup, not the collate one
+            if mix is not None and self.mixup.mixup_enabled:
+                images, labels = mix(self.mixup, images, labels)
             if self.erasing is not None:
                 images = self.erasing(images)
             yield images, labels
