@@ -16,7 +16,7 @@ from . import __version__
 from .bench.loaders import LOADERS, REGISTRY, default_loaders
 from .bench.loaders import RECIPES as BENCH_RECIPES
 from .bench.loaders import TIMM_LOADERS, is_timm_recipe
-from .recipes import INTERPOLATION, RECIPES
+from .recipes import INTERPOLATION, RANDOM, RECIPES, recipe_named
 from .sources.cache import entry, folder_built_once
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -143,11 +143,13 @@ def index_shards_command(shards, jobs: int | None, force: bool):
 @click.argument("source")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="replicas.png", show_default=True,
               help="PNG to write.")
-@click.option("--recipe", type=click.Choice(list(RECIPES)), default="imagenet", show_default=True)
+@click.option("--recipe", default="imagenet", show_default=True, callback=lambda c, p, v: _any_recipe(p, v),
+              help=", ".join(RECIPES) + ", or timm's RandAugment (rand-m9-mstd0.5-inc1) or AutoAugment (original, v0, ...).")
 @click.option("-M", "--aug-repeats", default=8, show_default=True, help="Replicas per image (columns after the original).")
 @click.option("-n", "--images", default=6, show_default=True, help="Images (rows).")
 @click.option("--image-size", default=160, show_default=True, help="Side of each tile.")
-@click.option("--interpolation", type=click.Choice(list(INTERPOLATION)), default="bilinear", show_default=True)
+@click.option("--interpolation", type=click.Choice([*INTERPOLATION, RANDOM]), default="bilinear", show_default=True,
+              help="random: timm's, bilinear or bicubic per replica (imagenet and timm's recipes).")
 @click.option("--random-erase", default=0.0, show_default=True, help="Random erasing probability per replica.")
 @click.option("--ra-magnitude", default=9, show_default=True, help="RandAugment magnitude (recipe randaugment).")
 @click.option("--seed", default=0, show_default=True, help="Which images, and which draws.")
@@ -185,6 +187,14 @@ def probe_decode_command(device: str, out: Path | None, simulate_crash: str):
         raise UsageProblem(str(err)) from None
     if not report["verdicts"]["whole"]["works"]:
         sys.exit(1)
+
+
+def _any_recipe(param, value: str) -> str:
+    try:
+        recipe_named(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param=param) from None
+    return value
 
 
 def _bench_recipe(param, value: str) -> str:

@@ -65,8 +65,8 @@ def replica_grid(source, *, images: int = 6, aug_repeats: int = 8, recipe: str =
         originals = [_fitted(loader.dataset.read(int(i)), image_size) for i in rows]
     finally:
         loader.close()
-    mean = torch.tensor(recipe_named(recipe).mean).view(1, 3, 1, 1)
-    std = torch.tensor(recipe_named(recipe).std).view(1, 3, 1, 1)
+    mean = torch.tensor(loader.config.mean or recipe_named(recipe).mean).view(1, 3, 1, 1)
+    std = torch.tensor(loader.config.std or recipe_named(recipe).std).view(1, 3, 1, 1)
     pixels = ((batch.float() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     step = image_size + MARGIN
     grid = Image.new("RGB", (MARGIN + (1 + aug_repeats) * step, MARGIN + len(rows) * step), BACKGROUND)

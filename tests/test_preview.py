@@ -31,6 +31,19 @@ def test_preview_writes_a_png_of_images_by_replicas(color_tree, tmp_path, recipe
     assert len({tile.tobytes() for tile in tiles[1:]}) == (1 if recipe == "val" else 5), "replicas differ, val's do not"
 
 
+def test_preview_shows_timms_recipes_with_its_random_filter(color_tree, tmp_path):
+    pytest.importorskip("timm")
+    root, _ = color_tree
+    for recipe in ("rand-m9-mstd0.5-inc1", "v0r-mstd0.5"):
+        out = tmp_path / f"{recipe}.png"
+        result = preview(str(root), "--recipe", recipe, "--interpolation", "random", "-M", "3", "-n", "2",
+                         "--image-size", "32", "--out", str(out))
+        assert result.exit_code == 0, result.output
+        assert Image.open(out).size == size(2, 3, 32)
+    result = preview(str(root), "--recipe", "rand-m9-x3")
+    assert result.exit_code != 0 and "'x3'" in result.output
+
+
 def test_preview_reads_tar_shards_too(color_tree, tmp_path, monkeypatch):
     root, _ = color_tree
     make_shards(scan_image_folder(root), tmp_path / "s", shard_size=10)
