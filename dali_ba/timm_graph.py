@@ -184,7 +184,7 @@ def _gray(images):
 
 def _blend(degenerate, images, factor):
     """PIL's ``Image.blend(degenerate, image, factor)`` in float32, truncated and clipped to uint8."""
-    low = fn.cast(degenerate, dtype=types.FLOAT)
+    low = fn.cast(_on(degenerate, images), dtype=types.FLOAT)  # every operand on the images' device
     high = fn.cast(images, dtype=types.FLOAT)
     mixed = low + _on(fn.cast(factor, dtype=types.FLOAT), images) * (high - low)  # PIL's float alpha
     return fn.cast(dmath.floor(dmath.clamp(mixed, 0.0, 255.0)), dtype=types.UINT8)
