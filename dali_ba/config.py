@@ -186,6 +186,8 @@ class TrainOptions(ReadOptions):
     ra_magnitude: int = 9
     random_erase: float = 0.0
     crop_scale: tuple = RRC_SCALE
+    hflip: float = 0.5
+    vflip: float = 0.0
     color_jitter: object = 0.0  # a factor for brightness, contrast and saturation, or the three
     color_jitter_prob: float | None = None
     epoch_samples: object = None  # int, None, or (num_samples, num_shards) -> int
@@ -240,6 +242,13 @@ class TrainOptions(ReadOptions):
             raise ValueError(f"crop_scale is the random-resized crop's area range, but recipe={self.recipe!r} has no "
                              f"such crop; leave crop_scale at {RRC_SCALE}")
         object.__setattr__(self, "crop_scale", tuple(float(x) for x in scale))
+        for name, default in (("hflip", 0.5), ("vflip", 0.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} is the probability of a flip of each replica, in [0, 1], but got {value!r}")
+            if value != default and not recipe.windowed:
+                raise ValueError(f"{name} is the crop recipes' flip, but recipe={self.recipe!r} flips as it does; "
+                                 f"leave {name} at {default}")
         jitter = self.color_jitter_factors
         if jitter is not None and self.recipe != "imagenet":
             raise ValueError(f"color_jitter follows the imagenet recipe's crop and flip (timm turns it off under --aa), "

@@ -119,6 +119,8 @@ class BatchAugmentLoader:
         random_erase: Probability that a replica gets torchvision's ``RandomErasing`` (a
             rectangle of 2-33% of it, aspect 0.3-3.3, set to 0 after normalization), drawn for
             each replica on its own (``erasing.py``); torchvision's ``--random-erase``.
+        hflip, vflip: The probabilities of a horizontal (default 0.5) and a vertical (default 0) flip of
+            each replica, as timm's ``--hflip``/``--vflip``; crop recipes only.
         crop_scale: The random-resized crop's range of area, as a fraction of the image's
             (torchvision's and timm's ``scale``; default ``(0.08, 1.0)``); crop recipes only.
         color_jitter: torchvision's ``ColorJitter`` after the ``imagenet`` recipe's crop and flip, as
@@ -152,7 +154,7 @@ class BatchAugmentLoader:
         self.config = replace(config, seed=seed, shard_id=shard_id, num_shards=num_shards, epoch_samples=epoch_samples)
         self._cursor = EpochCursor(_plan(index, self.config))
         self._spec = OutputSpec(config.image_size, _DALI_DTYPES[config.dtype], config.channels_last, config.resize_size,
-                                config.interpolation)
+                                config.interpolation, hflip=config.hflip, vflip=config.vflip)
         self._num_threads = config.num_threads or default_num_threads(self.device)
         #: Where the replicas are made: ``"dali"`` (in the pipeline) or ``"torch"`` (CPU, ``resample.py``).
         self.resample = config.resolve_resample(self.device)

@@ -41,7 +41,7 @@ def _graph(*, source, recipe: Recipe, aug_repeats: int, spec: OutputSpec, on_gpu
             windows = [draw.draw() for _ in range(aug_repeats)]
     erase = [erase_box(spec.image_size, random_erase) for _ in range(aug_repeats)] if random_erase else None
     if resample == "torch":
-        return replica_parameters(images, labels, windows=windows, erase=erase)
+        return replica_parameters(images, labels, windows=windows, erase=erase, hflip=spec.hflip, vflip=spec.vflip)
     if on_gpu:
         labels = labels.gpu()
     return replicate(images, labels, recipe=recipe, aug_repeats=aug_repeats, spec=spec, windows=windows, erase=erase)

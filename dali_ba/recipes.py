@@ -53,6 +53,8 @@ class OutputSpec:
         interpolation: ``"bilinear"``, ``"bicubic"`` or ``"nearest"``: every resize of the recipe
             (antialiased when shrinking, except nearest), as torchvision's ``--interpolation``;
             ``"random"`` (timm's, training only): bilinear or bicubic, drawn for each replica.
+        hflip, vflip: The probabilities of a horizontal and a vertical flip of each replica
+            (timm's ``--hflip``, ``--vflip``; torchvision's recipes flip horizontally at 0.5).
     """
 
     image_size: int
@@ -60,6 +62,8 @@ class OutputSpec:
     channels_last: bool
     resize_size: int | None = None
     interpolation: str = "bilinear"
+    hflip: float = 0.5
+    vflip: float = 0.0
 
     @property
     def interp_type(self):
@@ -74,8 +78,18 @@ class OutputSpec:
         return "HWC" if self.channels_last else "CHW"
 
 
-def _flip(images):
-    return fn.flip(images, horizontal=fn.random.coin_flip())
+def _flip(images, spec: OutputSpec):
+    return _vflip(fn.flip(images, horizontal=fn.random.coin_flip(probability=spec.hflip)), spec)
+
+
+def _vflip(images, spec: OutputSpec):
+    """A vertical flip with probability ``spec.vflip`` (no operator at all where it is 0)."""
+    return fn.flip(images, horizontal=0, vertical=fn.random.coin_flip(probability=spec.vflip)) if spec.vflip > 0 else images
+
+
+def _mirror(spec: OutputSpec):
+    """Whether each replica is flipped horizontally, drawn with probability ``spec.hflip`` (int32 0/1)."""
+    return fn.random.coin_flip(probability=spec.hflip, dtype=types.INT32)
 
 
 def _resized_window(images, spec: OutputSpec, window: Window, mirror=None):
@@ -101,7 +115,7 @@ def _resized_window(images, spec: OutputSpec, window: Window, mirror=None):
 
 def imagenet(images, spec: OutputSpec, window: Window):
     """Random-resized crop (scale 0.08-1, ratio 3/4-4/3) and horizontal flip, in one resampling pass."""
-    return _resized_window(images, spec, window, mirror=fn.random.coin_flip(dtype=types.INT32))
+    return _vflip(_resized_window(images, spec, window, mirror=_mirror(spec)), spec)
 
 
 def val(images, spec: OutputSpec):
@@ -151,7 +165,7 @@ def cifar(images, spec: OutputSpec):
     offsets = list(range(-pad, pad + 1))
     start = fn.stack(fn.random.choice(offsets), fn.random.choice(offsets))
     images = fn.slice(images, start=start, shape=(size, size), axis_names="HW", out_of_bounds_policy="pad", fill_values=0)
-    images = _flip(images)
+    images = _flip(images, spec)
     # The cutout centre is uniform over the image; the square is clipped at the border.
     centre = fn.random.uniform(range=(0.0, 1.0), shape=(2,))
     return fn.erase(
@@ -167,7 +181,7 @@ def cifar(images, spec: OutputSpec):
 
 def _auto_aug(policy: Callable):
     def recipe(images, spec: OutputSpec, window: Window):
-        return _flip(policy(_resized_window(images, spec, window)))
+        return _flip(policy(_resized_window(images, spec, window)), spec)
 
     recipe.__doc__ = f"ImageNet random-resized crop, then DALI's {policy.__name__}, then flip."
     return recipe
@@ -295,7 +309,7 @@ def _timm_recipe(name: str, mean: tuple):
             return timm_graph.auto_augment(replicas, auto_policy(config.policy), config.magnitude_std, **options)
 
     def recipe(images, spec: OutputSpec, window: Window):
-        replicas = _resized_window(images, spec, window, mirror=fn.random.coin_flip(dtype=types.INT32))
+        replicas = _vflip(_resized_window(images, spec, window, mirror=_mirror(spec)), spec)  # timm: crop, hflip, vflip, policy
         return augment(replicas, fill=fill, interpolation=spec.interpolation, size=spec.image_size)
 
     recipe.__doc__ = f"timm's {name}: the random-resized crop and flip, then timm's ops in DALI."

@@ -54,7 +54,8 @@ def replicate(images, labels, *, recipe: Recipe, aug_repeats: int, spec: OutputS
     return replicas, fn.stack(*([labels] * aug_repeats))
 
 
-def replica_parameters(images, labels, *, windows: list[Window], erase: list | None = None):
+def replica_parameters(images, labels, *, windows: list[Window], erase: list | None = None, hflip: float = 0.5,
+                       vflip: float = 0.0):
     """What the CPU resample stage (``resample.py``) needs to make the replicas, instead of the replicas.
 
     Used for recipes with ``resample_in_torch`` on the CPU: the decoded images pass through, and
@@ -65,13 +66,17 @@ def replica_parameters(images, labels, *, windows: list[Window], erase: list | N
         labels: DALI node, int64 scalars.
         windows: Each replica's crop window in ``images`` coordinates (M of them).
         erase: Each replica's random-erasing rectangle (``erasing.erase_box``), or ``None``.
+        hflip, vflip: The probabilities of a horizontal and a vertical flip.
 
     Returns:
         ``(images, windows [M, 4] int32 as (top, left, height, width), flips [M] int32, labels [M] int64)``,
+        a flip being 1 for horizontal plus 2 for vertical,
         with ``erase [M, 4] int32 (top, left, height, width)`` before the labels when ``erase`` is given.
     """
     boxes = fn.stack(*[fn.cat(window.start, window.size) for window in windows])
-    flips = fn.stack(*[fn.random.coin_flip(dtype=types.INT32) for _ in windows])
+    flips = fn.stack(*[fn.random.coin_flip(probability=hflip, dtype=types.INT32)
+                       + (2 * fn.random.coin_flip(probability=vflip, dtype=types.INT32) if vflip > 0 else 0)
+                       for _ in windows])
     labels = fn.stack(*([labels] * len(windows)))
     if erase:
         rectangles = fn.cast(fn.stack(*[fn.stack(*box) for box in erase]), dtype=types.INT32)

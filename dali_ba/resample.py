@@ -36,7 +36,7 @@ from .recipes import RANDOM, RANDOM_CHOICES, OutputSpec
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16}
 
 
-def resized_window(region: torch.Tensor, window, flip: bool, size: int, mode: str = "bilinear") -> torch.Tensor:
+def resized_window(region: torch.Tensor, window, flip: int, size: int, mode: str = "bilinear") -> torch.Tensor:
     """One replica: ``window`` of ``region`` resized to ``size x size``, mirrored if ``flip``.
 
     This is torchvision's ``resized_crop(region, top, left, height, width, [size, size],
@@ -47,7 +47,7 @@ def resized_window(region: torch.Tensor, window, flip: bool, size: int, mode: st
     Args:
         region: uint8 ``[3, H, W]`` view of a decoded ``HWC`` image (channels-last strides), CPU.
         window: ``(top, left, height, width)`` in ``region``'s pixels.
-        flip: Mirror the replica horizontally.
+        flip: 1 mirrors the replica horizontally, 2 vertically, 3 both (``True`` is 1).
         size: Output side.
         mode: ``"bilinear"``, ``"bicubic"`` (both antialiased, as torchvision's tensor resize) or
             ``"nearest"``.
@@ -61,7 +61,9 @@ def resized_window(region: torch.Tensor, window, flip: bool, size: int, mode: st
         replica = F.interpolate(crop, size=(size, size), mode="nearest")[0]
     else:
         replica = F.interpolate(crop, size=(size, size), mode=mode, antialias=True, align_corners=False)[0]
-    return replica.flip(-1) if flip else replica
+    if flip & 1:
+        replica = replica.flip(-1)
+    return replica.flip(-2) if flip & 2 else replica
 
 
 class BatchBuffers:

@@ -64,7 +64,7 @@ FLAG_MAP = {
             "augmix and 3a are refused",
     "--scale": "the random-resized crop's area range (crop_scale)",
     "--ratio": "timm's default (3/4 4/3) only; others are refused",
-    "--hflip, --vflip": "0.5 and 0 (timm's defaults) only; others are refused",
+    "--hflip, --vflip": "the probabilities of a horizontal and a vertical flip of each replica",
     "--color-jitter, --color-jitter-prob": "torchvision's ColorJitter (brightness, contrast, saturation) after the crop "
                                            "and flip, each replica its own draws; off under --aa, as in timm; a hue is refused",
     "--grayscale-prob, --gaussian-blur-prob": "0 only; others are refused",
@@ -246,9 +246,9 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
                          f"3/4 4/3; others are refused")
     if scale is not None and (len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1):
         raise ValueError(f"--scale {' '.join(map(str, scale))}: the crop's area range, two fractions 0 < lo <= hi <= 1")
-    if not math.isclose(hflip, 0.5) or vflip:
-        raise ValueError(f"--hflip {hflip} --vflip {vflip}: dali-ba flips horizontally with probability 0.5 and never "
-                         f"vertically (timm's defaults); others are refused")
+    for flag, value in (("--hflip", hflip), ("--vflip", vflip)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{flag} {value}: the probability of a flip, in [0, 1]")
     aa = auto_augment or None
     if aa is not None and not is_timm_recipe(aa):
         raise ValueError(f"--aa {aa}: dali-ba has timm's RandAugment ('rand-m9-mstd0.5-inc1') and AutoAugment "
@@ -271,7 +271,8 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
     if repeats and batch_augment:
         raise ValueError(f"--aug-repeats {num_aug_repeats} and --batch-augment {batch_augment}: pick one (K replicas of "
                          f"-b / K images, or -b images times M)")
-    options = dict(recipe=aa or "imagenet", crop_scale=tuple(scale) if scale is not None else DEFAULT_SCALE)
+    options = dict(recipe=aa or "imagenet", crop_scale=tuple(scale) if scale is not None else DEFAULT_SCALE,
+                   hflip=float(hflip), vflip=float(vflip))
     if aa is None and color_jitter is not None:  # timm turns color jitter off under --aa ('3a' is refused above)
         options.update(color_jitter=jitter[:3] if isinstance(jitter, tuple) else jitter,
                        color_jitter_prob=color_jitter_prob if jitter else None)

@@ -189,6 +189,21 @@ def test_crop_scale_draws_the_area_as_torchvision_with_that_scale(tmp_path, resa
     assert ks_distance(ours, default[:, 2] * default[:, 3] / (width * height)) > 0.2
 
 
+@pytest.mark.parametrize("recipe", ["imagenet", "rand-m0-p0.0"])
+@pytest.mark.parametrize("resample", ["torch", "dali"])
+def test_flips_follow_hflip_and_vflip(tmp_path, resample, recipe):
+    """timm's --hflip and --vflip: each replica flips each way with its own probability."""
+    height, width, size = 64, 80, 16
+    image = coordinate_image(width, height)
+    for hflip, vflip in ((0.0, 0.0), (1.0, 1.0), (0.5, 0.25)):
+        images = replicas_of(tmp_path / f"{hflip}-{vflip}", image, files=16, aug_repeats=4, epochs=4, size=size,
+                             resample=resample, recipe=recipe, hflip=hflip, vflip=vflip)
+        pixels = ((images.float() * STD + MEAN) * 255).numpy()
+        mirrored = pixels[:, 0, size // 2, 0] > pixels[:, 0, size // 2, -1]  # red runs right to left
+        upside_down = pixels[:, 1, 0, size // 2] > pixels[:, 1, -1, size // 2]  # green runs bottom to top
+        assert abs(mirrored.mean() - hflip) < 0.07 and abs(upside_down.mean() - vflip) < 0.07, (hflip, vflip)
+
+
 @pytest.mark.parametrize("resample", ["torch", "dali"])
 @pytest.mark.parametrize("wide", [True, False])
 def test_imagenet_fallback_is_torchvisions_centred_crop(tmp_path, wide, resample):
