@@ -60,8 +60,8 @@ FLAG_MAP = {
     "--train-interpolation": "the train crop's and timm's RandAugment ops' filter: bilinear, bicubic, nearest, "
                              "or random (timm's default: bilinear or bicubic drawn for each replica and op)",
     "--aa": "rand-m{M}-n{N}-mstd{S}-mmax{X}-p{P}-inc{0,1} (RandAugment) and original, originalr, v0, v0r[-mstd{S}] "
-            "(AutoAugment): timm's draws, timm's own ops on the CPU, DALI's copies on a GPU (timm_graph.py); "
-            "augmix and 3a are refused",
+            "(AutoAugment): timm's draws, timm's own ops on the CPU, DALI's copies on a GPU (timm_graph.py: within "
+            "one level, except Equalize, DALI's own, and bicubic warps, bilinear in DALI); augmix and 3a are refused",
     "--scale": "the random-resized crop's area range (crop_scale)",
     "--ratio": "timm's default (3/4 4/3) only; others are refused",
     "--hflip, --vflip": "the probabilities of a horizontal and a vertical flip of each replica",
