@@ -9,7 +9,8 @@
 #
 # Steps: 0 DALI unpacked (once), the data set made in the background; 1 the decode probe (each
 # case in a child: a crash there is a verdict, not the end of the job); 2 the GPU tests; 3 loaders
-# only; 4 ResNet-50 in the loop; 5 the trivialaugment recipe, loaders only; 6 input-bound. M runs
+# only; 4 ResNet-50 in the loop; 5 the trivialaugment recipe, loaders only; 6 input-bound; 7 DeiT's
+# recipe, dali-ba beside timm's own loader (the GPU image has timm). M runs
 # in the order of value (4, 1, 8, 2). Any step may be run again on the same machine: what a cut
 # run left behind is redone or reused.
 #
@@ -36,7 +37,7 @@ if [ "$DEVICE" = cuda ]; then
   RECIPE_LOADERS=dali-ba,dali-large,torch-gpu
   STARVED_LOADERS=dali-ba,dali-large,torch-gpu,torch-once STARVED_STEPS=6
   : "${T_PROBE:=120}" "${T_DATA:=240}" "${T_TESTS:=90}" "${T_LOADERS:=140}" "${T_MODEL:=100}" "${T_RECIPE:=40}"
-  : "${T_STARVED:=60}"
+  : "${T_STARVED:=60}" "${T_TIMM:=60}"
   PROBE_DEVICE=cuda:0 SIMULATE_CRASH=
   bash benchmarks/unpack_dali.sh /tmp/parts /tmp/dali .gpu/SHA256 2>&1 | tee -a "$OUT/suite.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || { log "DALI could not be unpacked"; exit 1; }
@@ -54,7 +55,7 @@ else
   # machine, while the bench writes its plan within seconds of starting.
   STARVED_LOADERS=dali-ba,dali-large,torch-once STARVED_STEPS=1000
   : "${T_PROBE:=150}" "${T_DATA:=120}" "${T_TESTS:=120}" "${T_LOADERS:=240}" "${T_MODEL:=120}" "${T_RECIPE:=120}"
-  : "${T_STARVED:=15}"
+  : "${T_STARVED:=15}" "${T_TIMM:=120}"
   PROBE_DEVICE=cpu SIMULATE_CRASH=${SIMULATE_CRASH-region,random_crop}
   PRECISION=(--dtype float32)
 fi
@@ -123,6 +124,10 @@ bench model "$T_MODEL" -M "$MS_MODEL" --model "$MODEL" --workers "$WORKERS" --lo
 bench recipe "$T_RECIPE" -M 4,1 --model none --workers "$WORKERS" --recipe trivialaugment --loaders "$RECIPE_LOADERS"
 # Input-bound: 2 CPU threads or workers per loader, as on a node with few cores per GPU.
 bench starved "$T_STARVED" -M 4,1 --model "$MODEL" --workers 2 --steps "$STARVED_STEPS" --warmup 1 --loaders "$STARVED_LOADERS"
+# DeiT's data recipe at its --aug-repeats 3: dali-ba (timm's ops in DALI) beside timm's own loader
+# (RepeatAugSampler: each copy decoded again; PIL ops in DataLoader workers). Last: worth least.
+bench timm "$T_TIMM" -M 3,1 --model none --workers "$WORKERS" --recipe rand-m9-mstd0.5-inc1 --random-erase 0.25 \
+  --interpolation bicubic --loaders dali-ba,timm
 if [ "$DEVICE" != cuda ]; then
   # The rehearsal's doomed step: B larger than the data set, so every run fails and is recorded.
   bench doomed 60 -M 1 -b $((IMAGES + 1)) --model none --workers 1 --loaders dali-ba,torch-large

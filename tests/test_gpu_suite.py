@@ -59,6 +59,11 @@ def test_gpu_suite_rehearsal_survives_crashes_failures_cuts_and_a_rerun(tmp_path
     assert [f["loader"] for f in doomed["failures"]] == ["dali-ba", "torch-large"] and not doomed["results"]
     assert "doomed: exit 1" in log and "doomed: 2 planned, 0 done, 2 failed, 0 cut" in log
 
+    timm = json.loads((out / "gpu-timm.json").read_text())
+    assert timm["config"]["recipe"] == "rand-m9-mstd0.5-inc1" and not timm["failures"]
+    assert {(r["loader"], r["aug_repeats"]) for r in timm["results"]} == {(name, m) for name in ("dali-ba", "timm")
+                                                                          for m in (3, 1)}
+
     assert "starved: exit 124 (cut by its time limit" in log
     starved = json.loads((out / "gpu-starved.json").read_text())
     assert len(starved["planned"]) == 6 and len(starved["results"]) < 6, "the limit cut runs short"
