@@ -1,11 +1,16 @@
-"""timm's RandAugment as a DALI graph: the GPU path of the ``rand-...`` recipes.
+"""timm's augmentations as DALI graphs: the GPU path of timm's recipes and of ``color_jitter``.
 
-On the CPU the replicas get timm's own PIL ops (``timm_augment.py``); on a GPU, DALI runs this
-graph on each replica after its crop and flip. It draws what timm's ``RandAugment`` draws, per
-replica: ``n`` ops chosen uniformly with replacement, each applied with probability ``p``, at
-timm's magnitude (``m``, with Gaussian noise ``mstd``, uniform in ``[0, m]`` above 100, clipped to
-``[0, mmax]``) and a random sign where the op has one; the op set is timm's 15 (the "increasing"
-variants with ``inc1``), with timm's level-to-argument mappings (``timm_augment._arguments``).
+On the CPU the replicas get timm's own PIL ops (``timm_augment.py``); on a GPU, DALI runs these
+graphs on each replica after its crop and flip:
+
+- :func:`rand_augment` draws what timm's ``RandAugment`` draws, per replica: ``n`` ops chosen
+  uniformly with replacement, each applied with probability ``p``, at timm's magnitude (``m``,
+  with Gaussian noise ``mstd``, uniform in ``[0, m]`` above 100, clipped to ``[0, mmax]``) and a
+  random sign where the op has one; the op set is timm's 15 (the "increasing" variants with
+  ``inc1``), with timm's level-to-argument mappings (``timm_augment._arguments``);
+- :func:`auto_augment` draws as timm's ``AutoAugment``: a sub-policy, then each op with its
+  probability;
+- :func:`color_jitter` is torchvision's ``ColorJitter`` on PIL, as timm applies it without ``--aa``.
 
 Each op is written to PIL's arithmetic where DALI can do it, so that it matches timm's PIL op:
 
