@@ -227,10 +227,10 @@ def create_loader(
 
 
 def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='const', re_count=1, re_split=False,
-               train_crop_mode=None, scale=None, ratio=None, hflip=0.5, vflip=0., color_jitter=0.4,
-               color_jitter_prob=None, grayscale_prob=0., gaussian_blur_prob=0., auto_augment=None,
-               num_aug_repeats=0, num_aug_splits=0, interpolation='bilinear', collate_fn=None,
-               batch_augment=0) -> dict:
+                         train_crop_mode=None, scale=None, ratio=None, hflip=0.5, vflip=0., color_jitter=0.4,
+                         color_jitter_prob=None, grayscale_prob=0., gaussian_blur_prob=0., auto_augment=None,
+                         num_aug_repeats=0, num_aug_splits=0, interpolation='bilinear', collate_fn=None,
+                         batch_augment=0) -> dict:
     """Checks timm's training arguments; returns the dali-ba train loader's options they make. Reads nothing.
 
     Raises:
@@ -253,10 +253,11 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
     if aa is not None and not is_timm_recipe(aa):
         raise ValueError(f"--aa {aa}: dali-ba has timm's RandAugment ('rand-m9-mstd0.5-inc1') and AutoAugment "
                          f"policies (original, originalr, v0, v0r, with -mstd); augmix and 3a are refused")
-    jitter = tuple(color_jitter) if isinstance(color_jitter, (list, tuple)) else (color_jitter or 0.0)
-    if len(jitter if isinstance(jitter, tuple) else ()) == 4 and jitter[3]:
-        raise ValueError(f"--color-jitter {' '.join(map(str, jitter))}: a hue jitter (the fourth value) is not offered "
-                         f"by dali-ba; pass three values")
+    several = isinstance(color_jitter, (list, tuple))
+    if several and len(color_jitter) == 4 and color_jitter[3]:
+        raise ValueError(f"--color-jitter {' '.join(map(str, color_jitter))}: a hue jitter (the fourth value) is not "
+                         f"offered by dali-ba; pass three values")
+    jitter = tuple(color_jitter)[:3] if several else (color_jitter or 0.0)  # brightness, contrast, saturation
     _refuse_set({"--grayscale-prob": grayscale_prob, "--gaussian-blur-prob": gaussian_blur_prob,
                  "--aug-splits": num_aug_splits, "--resplit": re_split})
     if re_mode not in ERASE_MODES:
@@ -273,9 +274,8 @@ def train_loader_options(batch_size: int, *, no_aug=False, re_prob=0., re_mode='
                          f"-b / K images, or -b images times M)")
     options = dict(recipe=aa or "imagenet", crop_scale=tuple(scale) if scale is not None else DEFAULT_SCALE,
                    hflip=float(hflip), vflip=float(vflip))
-    if aa is None and color_jitter is not None:  # timm turns color jitter off under --aa ('3a' is refused above)
-        options.update(color_jitter=jitter[:3] if isinstance(jitter, tuple) else jitter,
-                       color_jitter_prob=color_jitter_prob if jitter else None)
+    if aa is None and any(jitter if several else (jitter,)):  # timm turns it off under --aa ('3a' is refused above)
+        options.update(color_jitter=jitter, color_jitter_prob=color_jitter_prob)
     if repeats:
         if float(repeats) != int(repeats) or repeats < 1:
             raise ValueError(f"--aug-repeats {num_aug_repeats}: dali-ba repeats each image a whole number of times")
