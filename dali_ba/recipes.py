@@ -21,7 +21,7 @@ from nvidia.dali import fn, types
 from nvidia.dali import math as dmath
 
 from . import timm_graph
-from .timm_augment import AUTO_POLICIES, auto_policy, is_rand_augment, is_timm_recipe, parse, parse_auto
+from .timm_augment import AUTO_POLICIES, auto_policy, is_rand_augment, is_timm_recipe, parse, parse_auto, timm_fill
 from .windows import RRC_SCALE, Window
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -298,7 +298,7 @@ RECIPES: dict[str, Recipe] = {
 def _timm_recipe(name: str, mean: tuple):
     """timm's RandAugment or AutoAugment ``name``: the crop and flip, then timm's ops (``timm_graph``),
     filling with ``mean``."""
-    fill = tuple(min(255, round(255 * x)) for x in mean)  # timm's transforms_factory: img_mean
+    fill = timm_fill(mean)
     if is_rand_augment(name):
         config = parse(name)
         augment = functools.partial(timm_graph.rand_augment, config=config)

@@ -165,11 +165,16 @@ def parse(recipe: str) -> RandConfig:
     return config
 
 
-class TimmRandAugment:
-    """timm's RandAugment for replicas, with the interface of ``policies.Policy``.
+def timm_fill(mean: Sequence[float]) -> tuple[int, ...]:
+    """timm's fill colour of its geometric ops: the mean (0-1) on 0-255 (``transforms_factory``'s ``img_mean``)."""
+    return tuple(min(255, round(255 * x)) for x in mean)
+
+
+class _TimmOps:
+    """What timm's RandAugment and AutoAugment share on the CPU path: timm's ops, applied to replicas
+    with the interface of ``policies.Policy``; a subclass draws them (``_draw_one``).
 
     Args:
-        recipe: The ``rand-...`` string.
         mean: The recipe's per-channel mean (0-1): timm fills with it, rounded to 0-255.
         interpolation: ``"bilinear"``, ``"bicubic"`` or ``"nearest"``: the geometric ops' filter, as
             timm's ``train.py`` passes its ``--train-interpolation``; ``"random"``: bilinear or
@@ -178,9 +183,7 @@ class TimmRandAugment:
 
     def __init__(self, recipe: str, *, mean: Sequence[float], interpolation: str = "bilinear"):
         self.name = recipe
-        self.config = parse(recipe)
-        self._ops = INCREASING if self.config.increasing else TRANSFORMS
-        self._fill = tuple(min(255, round(255 * x)) for x in mean)  # timm's transforms_factory
+        self._fill = timm_fill(mean)
         self._interpolation = interpolation
         self._functions = None  # timm's op functions, imported on first use
 
@@ -189,22 +192,14 @@ class TimmRandAugment:
         return [self._draw_one(rng) for _ in range(count)]
 
     def _draw_one(self, rng: np.random.Generator) -> list[Op]:
-        config, ops = self.config, []
-        for index in rng.integers(len(self._ops), size=config.num_ops):  # RandAugment.__call__
-            if config.prob < 1.0 and rng.random() > config.prob:  # AugmentOp.__call__
-                continue
-            magnitude = float(config.magnitude)
-            if config.magnitude_std == math.inf:
-                magnitude = rng.uniform(0, magnitude)
-            elif config.magnitude_std > 0:
-                magnitude = rng.normal(magnitude, config.magnitude_std)
-            magnitude = max(0.0, min(magnitude, config.magnitude_max or LEVELS))
-            name = self._ops[index]
-            if self._interpolation == "random":  # timm's _interpolation: random.choice((BILINEAR, BICUBIC))
-                ops.append((name, _arguments(name, magnitude, rng), ("bilinear", "bicubic")[rng.integers(2)]))
-            else:
-                ops.append((name, _arguments(name, magnitude, rng)))
-        return ops
+        raise NotImplementedError
+
+    def _op(self, name: str, magnitude: float, rng: np.random.Generator) -> Op:
+        """Op ``name`` at ``magnitude``: its arguments, and with ``"random"`` its filter, drawn as timm draws them."""
+        arguments = _arguments(name, magnitude, rng)
+        if self._interpolation == "random":  # timm's _interpolation: random.choice((BILINEAR, BICUBIC))
+            return name, arguments, ("bilinear", "bicubic")[rng.integers(2)]
+        return name, arguments
 
     def apply(self, image: np.ndarray, ops: Sequence[Op]) -> np.ndarray:
         """``image`` (uint8 ``HWC``) with ``ops`` applied by timm's op functions (or ``pil_ops``'s
@@ -252,25 +247,50 @@ class TimmRandAugment:
         return self._functions
 
 
-class TimmAutoAugment(TimmRandAugment):
+class TimmRandAugment(_TimmOps):
+    """timm's RandAugment (``rand-...``) for replicas: its draws, and timm's ops (:class:`_TimmOps`).
+
+    Args:
+        recipe: The ``rand-...`` string.
+        mean, interpolation: As :class:`_TimmOps`.
+    """
+
+    def __init__(self, recipe: str, *, mean: Sequence[float], interpolation: str = "bilinear"):
+        super().__init__(recipe, mean=mean, interpolation=interpolation)
+        self.config = parse(recipe)
+        self._ops = INCREASING if self.config.increasing else TRANSFORMS
+
+    def _draw_one(self, rng: np.random.Generator) -> list[Op]:
+        config, ops = self.config, []
+        for index in rng.integers(len(self._ops), size=config.num_ops):  # RandAugment.__call__
+            if config.prob < 1.0 and rng.random() > config.prob:  # AugmentOp.__call__
+                continue
+            magnitude = float(config.magnitude)
+            if config.magnitude_std == math.inf:
+                magnitude = rng.uniform(0, magnitude)
+            elif config.magnitude_std > 0:
+                magnitude = rng.normal(magnitude, config.magnitude_std)
+            magnitude = max(0.0, min(magnitude, config.magnitude_max or LEVELS))
+            ops.append(self._op(self._ops[index], magnitude, rng))
+        return ops
+
+
+class TimmAutoAugment(_TimmOps):
     """timm's AutoAugment (``original``, ``originalr``, ``v0``, ``v0r``; ``-mstd``) for replicas.
 
     The draws follow timm's ``AutoAugment.__call__``: a sub-policy uniformly, then each of its ops
     with its probability, at its magnitude (with Gaussian noise ``mstd``, clipped to ``[0, 10]``)
-    and a random sign; the ops are :class:`TimmRandAugment`'s (timm's own on PIL, or ``pil_ops``').
+    and a random sign; the ops are :class:`_TimmOps`' (timm's own on PIL, or ``pil_ops``').
 
     Args:
         recipe: The policy string.
-        mean, interpolation: As :class:`TimmRandAugment`.
+        mean, interpolation: As :class:`_TimmOps`.
     """
 
     def __init__(self, recipe: str, *, mean: Sequence[float], interpolation: str = "bilinear"):
-        self.name = recipe
+        super().__init__(recipe, mean=mean, interpolation=interpolation)
         self.config = parse_auto(recipe)
         self._policy = auto_policy(self.config.policy)
-        self._fill = tuple(min(255, round(255 * x)) for x in mean)
-        self._interpolation = interpolation
-        self._functions = None
 
     def _draw_one(self, rng: np.random.Generator) -> list[Op]:
         ops = []
@@ -280,9 +300,7 @@ class TimmAutoAugment(TimmRandAugment):
             if self.config.magnitude_std > 0:
                 magnitude = rng.normal(magnitude, self.config.magnitude_std)
             magnitude = max(0.0, min(float(magnitude), LEVELS))
-            arguments = _arguments(name, magnitude, rng)
-            ops.append((name, arguments, ("bilinear", "bicubic")[rng.integers(2)]) if self._interpolation == "random"
-                       else (name, arguments))
+            ops.append(self._op(name, magnitude, rng))
         return ops
 
 
