@@ -3,7 +3,8 @@ level), where that is faster than PIL.
 
 Part of the resample stage (``resample.py``, through ``policies.py``). torchvision's ``_apply_op``
 on a PIL image is what its reference recipes run. Each op here repeats the arithmetic of Pillow's
-C code (or of its Python) on a uint8 ``HWC`` array, with no round trip through PIL.
+C code (or of its Python) on a uint8 ``HWC`` array, with no round trip through PIL (Equalize
+keeps PIL's histogram and lookup).
 ``tests/test_policies.py`` checks every op at every magnitude of torchvision's three spaces
 against ``_apply_op``.
 
@@ -18,6 +19,12 @@ Byte for byte (``EXACT``):
   in float32 as ``Image.blend``. PIL sums the filter in float32 too, but the exact sum divided by
   13 is never within 1/26 of a rounding boundary, far more than float32's error, so integer
   arithmetic gives the same pixels.
+- Brightness, Contrast and Color (``ImageEnhance``) are the same float32 blend with black, with
+  the grey of the image's mean level, and with its grayscale. PIL's integer grayscale is exact in
+  float32 (every partial sum is a whole number under 2**24).
+- AutoContrast (``ImageOps.autocontrast``) stretches each channel from its minimum to its maximum
+  with PIL's float64 table; Equalize (``ImageOps.equalize``) builds PIL's table from PIL's own
+  histogram in numpy instead of level by level in Python, and looks it up with PIL's ``point``.
 
 To within one level (``WITHIN_ONE``, and timm's ops through ``shift_lines``):
 
@@ -29,10 +36,9 @@ To within one level (``WITHIN_ONE``, and timm's ops through ``shift_lines``):
   magnitude of torchvision's spaces no value differed in ``benchmarks/shear_probe.py``, where
   torchvision's own tensor back-end differed from PIL by a mean of about 0.8.
 
-The other ops stay with PIL (``None``); none was measurably faster in numpy among the stage's
-other work: Brightness, AutoContrast and Contrast as lookup tables, Color, Equalize, and the
-generic affine transform behind Rotate rebuilt in float64 per pixel (``benchmarks/shear_probe.py``
-times that rebuild for a shear).
+Rotate, and the geometric ops with another filter, stay with PIL (``None``). PIL's Rotate can be
+rebuilt exactly in float64 per pixel, or to within one level with torch's float32 ``grid_sample``,
+but both were slower than PIL's generic transform (``benchmarks/rotate_probe.py``).
 """
 
 from __future__ import annotations
@@ -196,9 +202,11 @@ def _smooth(image: np.ndarray) -> np.ndarray:
 
 
 def _blend(degenerate: np.ndarray, image: np.ndarray, alpha: float) -> np.ndarray:
-    """``Image.blend(degenerate, image, alpha)`` pixel by pixel, in float32 as Pillow's C does."""
-    low = degenerate.astype(np.float32)
-    blended = image.astype(np.float32)
+    """``Image.blend(degenerate, image, alpha)`` pixel by pixel, in float32 as Pillow's C does:
+    ``degenerate + alpha * (image - degenerate)``, clipped and truncated. Either side may be a
+    float32 array already (it is not changed), and ``degenerate`` a float32 number."""
+    low = np.asarray(degenerate, np.float32)
+    blended = image.astype(np.float32)  # a copy, also of a float32 array
     blended -= low
     blended *= np.float32(alpha)
     blended += low
@@ -206,8 +214,91 @@ def _blend(degenerate: np.ndarray, image: np.ndarray, alpha: float) -> np.ndarra
     return blended.astype(np.uint8)
 
 
+def enhance_brightness(image: np.ndarray, factor: float) -> np.ndarray:
+    """``ImageEnhance.Brightness(image).enhance(factor)``: a blend with black, to PIL's bytes."""
+    return _blend(np.float32(0.0), image, factor)
+
+
+def enhance_contrast(image: np.ndarray, factor: float) -> np.ndarray:
+    """``ImageEnhance.Contrast(image).enhance(factor)``: a blend with the grey of the image's mean
+    level, to PIL's bytes. PIL's mean is that of its grayscale image (``ImageStat``): the exact
+    sum over the pixel count, rounded half up to a whole level."""
+    wide, gray = _grayscale(image)
+    mean = int(float(gray.sum(dtype=np.float64)) / gray.size + 0.5)  # the sum is exact: whole levels
+    return _blend(np.float32(mean), wide, factor)
+
+
+def enhance_color(image: np.ndarray, factor: float) -> np.ndarray:
+    """``ImageEnhance.Color(image).enhance(factor)``: a blend with the image's own grayscale, to PIL's bytes."""
+    wide, gray = _grayscale(image)
+    out = np.empty_like(image)
+    for channel in range(image.shape[2]):  # a channel at a time: broadcasting over 3 values is slow
+        out[..., channel] = _blend(gray, wide[..., channel], factor)
+    return out
+
+
+def autocontrast(image: np.ndarray) -> np.ndarray:
+    """``ImageOps.autocontrast(image)``: each channel stretched from its lowest to its highest level,
+    to PIL's bytes. With no cutoff PIL's histogram search finds the channel's minimum and maximum,
+    and its table is ``int(level * scale + offset)`` in float64, clipped to 0-255."""
+    rows = np.ascontiguousarray(image).reshape(image.shape[0], -1)  # reduced over rows first: contiguous
+    low = rows.min(axis=0).reshape(-1, image.shape[2]).min(axis=0)
+    high = rows.max(axis=0).reshape(-1, image.shape[2]).max(axis=0)
+    tables = []
+    for lo, hi in zip(low.tolist(), high.tolist()):
+        if hi <= lo:  # PIL leaves a flat channel as it is
+            tables.append(_LEVELS)
+            continue
+        scale = 255.0 / (hi - lo)
+        stretched = np.arange(256) * scale + (-lo * scale)  # PIL's ix * scale + offset
+        tables.append(np.clip(np.trunc(stretched), 0, 255).astype(np.uint8))
+    return _look_up(image, tables)
+
+
+def equalize(image: np.ndarray) -> np.ndarray:
+    """``ImageOps.equalize(image)``: each channel's levels spread by its histogram, to PIL's bytes.
+    PIL's step is the pixel count less the top level's, over 255, in integers; level ``i`` maps to
+    ``(step // 2 + pixels below i) // step``, clipped to 255. A channel with one level, or a step of
+    0, stays. PIL's own histogram and table lookup run here (they are faster than numpy's); only
+    its table, which ``ImageOps`` builds level by level in Python, is built in numpy."""
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    histogram = np.array(picture.histogram(), np.int64).reshape(-1, 256)  # a row per channel
+    top = 255 - np.argmax(histogram[:, ::-1] > 0, axis=1)  # the highest level each channel uses
+    step = (histogram.sum(axis=1) - histogram[np.arange(len(histogram)), top]) // 255
+    step[(histogram > 0).sum(axis=1) <= 1] = 0
+    below = np.cumsum(histogram, axis=1) - histogram  # pixels below each level
+    spread = (step[:, None] // 2 + below) // np.maximum(step, 1)[:, None]
+    tables = np.where(step[:, None] > 0, spread, np.arange(256)).clip(0, 255)
+    return np.array(picture.point(tables.reshape(-1).tolist()))
+
+
+_LEVELS = np.arange(256, dtype=np.uint8)
+#: PIL's RGB to L weights (``Convert.c``, ``L24``): ``(19595 R + 38470 G + 7471 B + 0x8000) >> 16``.
+_GRAY_WEIGHTS = np.array([19595.0, 38470.0, 7471.0], np.float32)
+
+
+def _grayscale(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` as float32, and PIL's integer grayscale of it as float32 (``image.convert("L")``).
+    Every partial sum of PIL's formula is a whole number under 2**24, so float32 holds it exactly
+    in any order of summation, and the shift by 16 is a floor of the product by 2**-16."""
+    wide = image.astype(np.float32)
+    gray = wide @ _GRAY_WEIGHTS
+    gray += np.float32(0x8000)
+    gray *= np.float32(1.0 / 65536.0)
+    return wide, np.floor(gray, out=gray)
+
+
+def _look_up(image: np.ndarray, tables: Sequence[np.ndarray]) -> np.ndarray:
+    """``image.point(table)`` with one 256-level table per channel."""
+    out = np.empty_like(image)
+    for channel, table in enumerate(tables):
+        out[..., channel] = np.take(table, image[..., channel])
+    return out
+
+
 #: The ops computed here to PIL's bytes, and those to within one level.
-EXACT = frozenset({"TranslateX", "TranslateY", "Posterize", "Solarize", "Invert", "Sharpness"})
+EXACT = frozenset({"TranslateX", "TranslateY", "Posterize", "Solarize", "Invert", "Sharpness", "Brightness",
+                   "Contrast", "Color", "AutoContrast", "Equalize"})
 WITHIN_ONE = frozenset({"ShearX", "ShearY"})
 
 _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
@@ -220,4 +311,10 @@ _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "Posterize": _posterize,
     "Solarize": _solarize,
     "Invert": lambda image, magnitude: np.bitwise_not(image),
+    # torchvision's adjust_brightness, _contrast and _saturation take 1 + magnitude
+    "Brightness": lambda image, magnitude: enhance_brightness(image, 1.0 + magnitude),
+    "Contrast": lambda image, magnitude: enhance_contrast(image, 1.0 + magnitude),
+    "Color": lambda image, magnitude: enhance_color(image, 1.0 + magnitude),
+    "AutoContrast": lambda image, magnitude: autocontrast(image),
+    "Equalize": lambda image, magnitude: equalize(image),
 }

@@ -15,9 +15,9 @@ follow timm 1.0's ``RandAugment`` and ``AugmentOp``:
 
 The ops are timm's own functions on PIL (``timm.data.auto_augment.NAME_TO_OP``), with the fill
 colour timm's ``transforms_factory`` gives them (the recipe's mean, 0-255) and the loader's
-``interpolation``. Posterize, Solarize, Invert and Sharpness skip PIL (``pil_ops``, to PIL's
-bytes), and so do the shears and relative translations with the bilinear filter
-(``pil_ops.shift_lines``, to within one level).
+``interpolation``. Only Rotate (and the geometric ops with a filter other than bilinear) stays
+with PIL: the colour and histogram ops skip it (``pil_ops``, to PIL's bytes), and so do the shears
+and relative translations with the bilinear filter (``pil_ops.shift_lines``, to within one level).
 One departure, named: timm 1.0.31's ``PosterizeIncreasing`` at the clipped magnitude 10 asks
 Pillow for 0 bits, which Pillow 13 refuses; here 0 bits keep no bit (black), as Pillow before 13
 gave. The draws come from the resample stage's seeded generator, so the same seed gives the same
@@ -45,6 +45,9 @@ INCREASING = tuple(f"{op}Increasing" if op in ("Posterize", "Solarize", "Color",
 ALL_OPS = tuple(sorted(set(TRANSFORMS) | set(INCREASING) | {"PosterizeOriginal"}))
 #: timm's ops that move each line along itself (``pil_ops.shift_lines``: to within one level).
 LINE_SHIFTS = frozenset({"ShearX", "ShearY", "TranslateXRel", "TranslateYRel"})
+#: timm's enhancer ops (and their ``...Increasing`` forms) in ``pil_ops``, to PIL's bytes.
+_ENHANCERS = {"Sharpness": pil_ops.enhance_sharpness, "Brightness": pil_ops.enhance_brightness,
+              "Color": pil_ops.enhance_color, "Contrast": pil_ops.enhance_contrast}
 #: timm's level scale (``_LEVEL_DENOM``): a magnitude of 10 is an op's strongest.
 LEVELS = 10.0
 #: An op and its arguments, as timm's op function takes them; with ``interpolation="random"`` a
@@ -224,8 +227,12 @@ class _TimmOps:
             return pil_ops.apply(image, "Solarize", arguments[0])
         if name == "Invert":
             return pil_ops.apply(image, "Invert", 0.0)
-        if base == "Sharpness":
-            return pil_ops.enhance_sharpness(image, arguments[0])
+        if base in _ENHANCERS:  # timm's factor is the enhancer's own
+            return _ENHANCERS[base](image, arguments[0])
+        if name == "AutoContrast":
+            return pil_ops.autocontrast(image)
+        if name == "Equalize":
+            return pil_ops.equalize(image)
         if name in LINE_SHIFTS and (drawn[0] if drawn else self._interpolation) == "bilinear":
             (value,) = arguments
             h, w = image.shape[:2]

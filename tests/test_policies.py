@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import autoaugment as aa
 
@@ -143,6 +143,29 @@ def test_the_ops_made_in_numpy_are_pils_to_the_pixel():
     for threshold in (0.0, 0.5, 254.5, 255.0, 300.0):  # Solarize's edges, beyond the spaces' magnitudes
         expected = aa._apply_op(Image.fromarray(images[0]), "Solarize", threshold, InterpolationMode.BILINEAR, None)
         assert np.array_equal(pil_ops.apply(images[0], "Solarize", threshold), np.asarray(expected)), threshold
+
+
+def test_the_histogram_ops_are_pils_on_images_of_few_levels():
+    """Equalize and AutoContrast where their tables are at their edges: few levels, a constant
+    channel, a single pixel, strided views, and Equalize's table past 255 at the top level (PIL
+    clips it), which photos rarely reach."""
+    rng = np.random.default_rng(8)
+    clipped = 0
+    for case in range(120):
+        h, w = (int(n) for n in rng.integers(1, 40, 2))
+        levels = rng.choice(256, int(rng.integers(1, 256)), replace=False)
+        image = levels[rng.integers(len(levels), size=(h, w, 3))].astype(np.uint8)
+        if case % 3 == 0:
+            image[..., 1] = 255
+        if case % 5 == 0:
+            image = image[:, ::-1]
+        picture = Image.fromarray(np.ascontiguousarray(image))
+        assert np.array_equal(pil_ops.equalize(image), np.asarray(ImageOps.equalize(picture))), image.shape
+        assert np.array_equal(pil_ops.autocontrast(image), np.asarray(ImageOps.autocontrast(picture))), image.shape
+        counts = np.bincount(image[..., 0].reshape(-1), minlength=256)
+        step = (counts.sum() - counts[np.flatnonzero(counts)[-1]]) // 255
+        clipped += bool(step) and (step // 2 + counts.sum() - counts[np.flatnonzero(counts)[-1]]) // step > 255
+    assert clipped > 10  # the clipped top level was exercised
 
 
 def test_the_shears_made_in_numpy_are_pils_to_within_one_level():

@@ -63,7 +63,7 @@ def test_each_ops_arguments_are_timms(monkeypatch, negate):
 
 def test_each_op_is_timms_on_pil():
     """Every op, at the arguments of magnitudes 5 and 9, both signs: timm's own function on PIL,
-    to the pixel (Posterize, Solarize, Invert and Sharpness through ``pil_ops``), or the line
+    to the pixel (the colour and histogram ops through ``pil_ops``), or the line
     shifts to within one level at under 5% of the values (3.8% for a shift by 10.8 px, whose
     blends land on whole levels most often)."""
     rng = np.random.default_rng(3)
