@@ -4,7 +4,7 @@ level), where that is faster than PIL.
 Part of the resample stage (``resample.py``, through ``policies.py``). torchvision's ``_apply_op``
 on a PIL image is what its reference recipes run. Each op here repeats the arithmetic of Pillow's
 C code (or of its Python) on a uint8 ``HWC`` array, with no round trip through PIL (Equalize
-keeps PIL's histogram and lookup).
+keeps PIL's histogram).
 ``tests/test_policies.py`` checks every op at every magnitude of torchvision's three spaces
 against ``_apply_op``.
 
@@ -24,7 +24,7 @@ Byte for byte (``EXACT``):
   float32 (every partial sum is a whole number under 2**24).
 - AutoContrast (``ImageOps.autocontrast``) stretches each channel from its minimum to its maximum
   with PIL's float64 table; Equalize (``ImageOps.equalize``) builds PIL's table from PIL's own
-  histogram in numpy instead of level by level in Python, and looks it up with PIL's ``point``.
+  histogram in numpy instead of level by level in Python.
 
 To within one level (``WITHIN_ONE``, and timm's ops through ``shift_lines``):
 
@@ -259,17 +259,15 @@ def equalize(image: np.ndarray) -> np.ndarray:
     """``ImageOps.equalize(image)``: each channel's levels spread by its histogram, to PIL's bytes.
     PIL's step is the pixel count less the top level's, over 255, in integers; level ``i`` maps to
     ``(step // 2 + pixels below i) // step``, clipped to 255. A channel with one level, or a step of
-    0, stays. PIL's own histogram and table lookup run here (they are faster than numpy's); only
-    its table, which ``ImageOps`` builds level by level in Python, is built in numpy."""
-    picture = Image.fromarray(np.ascontiguousarray(image))
-    histogram = np.array(picture.histogram(), np.int64).reshape(-1, 256)  # a row per channel
+    0, stays. PIL's own histogram runs here (it is faster than numpy's); the table, which
+    ``ImageOps`` builds level by level in Python, is built in numpy, and looked up in numpy."""
+    histogram = np.array(Image.fromarray(np.ascontiguousarray(image)).histogram(), np.int64).reshape(-1, 256)
     top = 255 - np.argmax(histogram[:, ::-1] > 0, axis=1)  # the highest level each channel uses
     step = (histogram.sum(axis=1) - histogram[np.arange(len(histogram)), top]) // 255
     step[(histogram > 0).sum(axis=1) <= 1] = 0
     below = np.cumsum(histogram, axis=1) - histogram  # pixels below each level
     spread = (step[:, None] // 2 + below) // np.maximum(step, 1)[:, None]
-    tables = np.where(step[:, None] > 0, spread, np.arange(256)).clip(0, 255)
-    return np.array(picture.point(tables.reshape(-1).tolist()))
+    return _look_up(image, np.where(step[:, None] > 0, spread, np.arange(256)).clip(0, 255).astype(np.uint8))
 
 
 _LEVELS = np.arange(256, dtype=np.uint8)
