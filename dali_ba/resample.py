@@ -179,7 +179,8 @@ class TorchResampler:
                     augmented = self._policy.apply(hwc, ops[k])
                     if augmented is not hwc:
                         replica = torch.from_numpy(augmented).permute(2, 0, 1)
-                torch.addcmul(self._shift, replica, self._scale, out=normalized)  # one pass, uint8 in
+                normalized.copy_(replica)
+                normalized.mul_(self._scale).add_(self._shift)
                 if erase is not None and erase[k][2]:  # random erasing: the rectangle is 0 after normalizing
                     top, left, height, width = erase[k]
                     normalized[:, top:top + height, left:left + width] = 0
