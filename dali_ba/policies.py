@@ -7,9 +7,10 @@ magnitudes come from torchvision's own classes (``_augmentation_space``, ``polic
 follow their ``forward`` (an op uniformly, a magnitude bin uniformly or RandAugment's fixed one,
 a sign by a coin, AutoAugment's sub-policy and probabilities), and each op is torchvision's
 ``_apply_op`` on a PIL image, the path torchvision's reference recipes run, or ``pil_ops``'s numpy
-copy of it, byte for byte, where that is faster. PIL's ops run in C with the interpreter lock
-released, several times faster on a CPU than DALI's ``auto_aug`` ops or torchvision's tensor ops
-(``benchmarks/README.md``, "The recipes on the CPU").
+copy of it, byte for byte (the shears to within one level), for every op but Rotate (and the
+bicubic shears). PIL's ops run in C, several times faster on a CPU than DALI's ``auto_aug`` ops
+or torchvision's tensor ops; its geometric ops release the interpreter lock, its colour and
+histogram ops do not, which is why those run in numpy here (``benchmarks/README.md``, "The recipes on the CPU").
 
 Draws come from a ``numpy`` generator that the resample stage seeds from the loader's seed and
 shard, so the same seed gives the same replicas. On a GPU the recipes stay in DALI (``recipes.py``).
